@@ -1,0 +1,3 @@
+//! The importer binary: CLI, configuration and wiring.
+
+fn main() {}
