@@ -1,3 +1,178 @@
-//! The importer binary: CLI, configuration and wiring.
+//! `opscom-import`: the CLI of the managed user import. Parses flags, builds the pieces from the
+//! library crates, runs one command and maps its outcome to an exit status. Little else.
 
-fn main() {}
+mod demo;
+mod progress;
+mod validate;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+
+use clap::{Parser, Subcommand, ValueEnum};
+use opscom_pipeline::Service;
+use opscom_pipeline::config::{Config, ConfigError};
+use tokio::sync::watch;
+
+/// Imports clients' CSV user files from their SFTP drop folders into OPSCOM.
+#[derive(Debug, Parser)]
+#[command(name = "opscom-import", version, about, long_about = None)]
+struct Cli {
+    /// Log format on stderr.
+    #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
+    log_format: LogFormat,
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
+enum LogFormat {
+    Human,
+    Json,
+}
+
+#[derive(Debug, Subcommand)]
+enum Command {
+    /// The service: scans every drop folder each `interval` and reacts to new files at once;
+    /// stops cleanly on SIGINT/SIGTERM.
+    Run {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// One pass over every tenant, then exit: 0 all handled, 3 something waits, 2 bad config.
+    Once {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+    },
+    /// Offline check of one CSV: headers and every row. 0 valid, 1 problems found, 2 unreadable.
+    Validate {
+        /// The CSV file.
+        file: PathBuf,
+        /// Print the result as JSON on stdout.
+        #[arg(long)]
+        json: bool,
+    },
+    /// Print every attribute with its accepted header names, whether it is required, and limits.
+    Headers,
+    /// Run a full import of a built-in sample against an in-process sandbox API and a mail
+    /// outbox in a temporary folder, and show what happened.
+    Demo,
+}
+
+/// Exit statuses of the spec.
+mod exit {
+    pub const PROBLEMS: u8 = 1;
+    pub const CONFIG_OR_IO: u8 = 2;
+    pub const WAITS: u8 = 3;
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    init_logging(cli.log_format, &cli.command);
+    match cli.command {
+        Command::Validate { file, json } => validate::run(&file, json),
+        Command::Headers => {
+            print!("{}", validate::headers_table());
+            ExitCode::SUCCESS
+        }
+        Command::Once { config } => runtime().block_on(once(config)),
+        Command::Run { config } => runtime().block_on(run(config)),
+        Command::Demo => runtime().block_on(demo::run()),
+    }
+}
+
+fn runtime() -> tokio::runtime::Runtime {
+    tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .expect("the tokio runtime starts")
+}
+
+fn init_logging(format: LogFormat, command: &Command) {
+    use tracing_subscriber::EnvFilter;
+    // The service logs info by default; the interactive commands only warnings.
+    let default = match command {
+        Command::Run { .. } | Command::Once { .. } => "info",
+        _ => "warn",
+    };
+    let filter = EnvFilter::try_from_env("OPSCOM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    match format {
+        LogFormat::Human => builder.init(),
+        LogFormat::Json => builder.json().flatten_event(true).init(),
+    }
+}
+
+fn load(path: &std::path::Path) -> Result<Service, ExitCode> {
+    let config = Config::load(path).map_err(config_failed)?;
+    Service::from_config(config).map_err(|problems| {
+        config_failed(ConfigError {
+            path: path.to_owned(),
+            problems,
+        })
+    })
+}
+
+fn config_failed(e: ConfigError) -> ExitCode {
+    eprintln!("error: {e}");
+    ExitCode::from(exit::CONFIG_OR_IO)
+}
+
+/// A shutdown signal that turns true on SIGINT or SIGTERM.
+fn shutdown_on_signals() -> watch::Receiver<bool> {
+    let (tx, rx) = watch::channel(false);
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let (Ok(mut term), Ok(mut int)) = (
+            signal(SignalKind::terminate()),
+            signal(SignalKind::interrupt()),
+        ) else {
+            return;
+        };
+        tokio::select! {
+            _ = term.recv() => {}
+            _ = int.recv() => {}
+        }
+        tracing::info!("stopping: finishing or checkpointing the files in hand");
+        let _ = tx.send(true);
+    });
+    rx
+}
+
+async fn once(config: PathBuf) -> ExitCode {
+    let service = match load(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    let service = match progress::Bar::for_terminal() {
+        Some(bar) => service.with_progress(Arc::new(bar)),
+        None => service,
+    };
+    let report = service.once(shutdown_on_signals()).await;
+    for pass in &report.tenants {
+        opscom_pipeline::log_pass(pass);
+    }
+    if report.waits() {
+        ExitCode::from(exit::WAITS)
+    } else {
+        ExitCode::SUCCESS
+    }
+}
+
+async fn run(config: PathBuf) -> ExitCode {
+    let service = match load(&config) {
+        Ok(s) => s,
+        Err(code) => return code,
+    };
+    match service.run(shutdown_on_signals()).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::CONFIG_OR_IO)
+        }
+    }
+}

@@ -1,1 +1,78 @@
 //! The OPSCOM Push API client: the PushApi trait and its reqwest implementation (retries, backoff, limits, classification).
+//!
+//! This is the only crate of the workspace that knows HTTP. Callers see one trait, [`PushApi`],
+//! and one closed set of outcomes, [`PushOutcome`]: accepted, row rejected, token rejected,
+//! unreachable. Transient failures are retried inside the client within a per-user budget;
+//! the rules that sort answers into classes are one table in [`classify`].
+//!
+//! With the `mock` feature, `MockPushApi` (mockall) is available to other crates' tests.
+
+pub mod classify;
+mod client;
+mod config;
+mod model;
+
+pub use client::HttpPushClient;
+pub use config::{BuildError, ClientConfig, PUSH_PATH};
+pub use model::{ApiError, PushOutcome, TransientCause, UnreachableError, UserRecord};
+pub use secrecy::SecretString;
+
+use async_trait::async_trait;
+
+/// Pushes one user to the OPSCOM API (create or update, keyed by `unique_id`).
+///
+/// Never fails with an error: every answer, and the lack of one, is a [`PushOutcome`].
+#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[async_trait]
+pub trait PushApi: Send + Sync {
+    /// Pushes `user`, retrying transient failures within the implementation's budget.
+    async fn push_user(&self, user: &UserRecord) -> PushOutcome;
+}
+
+/// Lets structs holding an `Arc<dyn PushApi>` derive `Debug` (nothing secret is shown).
+impl std::fmt::Debug for dyn PushApi {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn PushApi")
+    }
+}
+
+#[async_trait]
+impl<T: PushApi + ?Sized> PushApi for std::sync::Arc<T> {
+    async fn push_user(&self, user: &UserRecord) -> PushOutcome {
+        (**self).push_user(user).await
+    }
+}
+
+#[async_trait]
+impl<T: PushApi + ?Sized> PushApi for &T {
+    async fn push_user(&self, user: &UserRecord) -> PushOutcome {
+        (**self).push_user(user).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[tokio::test]
+    async fn arc_and_reference_forward_to_the_implementation() {
+        let mut mock = MockPushApi::new();
+        mock.expect_push_user()
+            .withf(|user| user.unique_id == "u1")
+            .times(2)
+            .returning(|_| PushOutcome::Accepted);
+        let user = UserRecord {
+            line: 2,
+            unique_id: "u1".into(),
+            attributes: Vec::new(),
+        };
+        let shared: std::sync::Arc<dyn PushApi> = std::sync::Arc::new(mock);
+        assert_eq!(format!("{shared:?}"), "dyn PushApi");
+        assert_eq!(shared.push_user(&user).await, PushOutcome::Accepted);
+        let by_ref: &dyn PushApi = &*shared;
+        assert_eq!(
+            <&dyn PushApi as PushApi>::push_user(&by_ref, &user).await,
+            PushOutcome::Accepted
+        );
+    }
+}

@@ -1,1 +1,47 @@
 //! The drop-folder lifecycle (ready, claim, archive) and the periodic task (interval, file events, tenant lock, shutdown).
+//!
+//! Architecture invariant: this crate knows no HTTP, no SMTP and no CSV content; it moves files
+//! and decides when a tenant's pass runs.
+//!
+//! - [`DropFolder`]: scan a tenant's drop folder for ready files, [`claim`](DropFolder::claim)
+//!   one atomically out of the client's reach, [`archive`](DropFolder::archive) it into `.bak`,
+//!   and keep the pipeline's small state files; all relative to directory handles, never
+//!   following a symlink. Linux only (`renameat2`).
+//! - [`TenantLock`]: one process per tenant at a time.
+//! - [`run`]: passes at start, every interval and after file-system events
+//!   ([`FolderWatcher`]), never overlapping per tenant, stopped by an injected shutdown future.
+//! - [`Clock`]: the injected wall clock.
+
+mod clock;
+mod error;
+mod folder;
+mod names;
+mod schedule;
+mod watch;
+
+pub use clock::{Clock, ManualClock, SystemClock};
+pub use error::{FolderError, WatchError};
+pub use folder::{Candidate, ClaimedFile, DropFolder, Scan, SkipReason, Skipped, TenantLock};
+pub use names::{escape_name, has_csv_extension, is_partial};
+pub use schedule::{EVENT_MARGIN, ScheduleConfig, run};
+pub use watch::FolderWatcher;
+
+/// Runs [`run`] with a [`FolderWatcher`] on `drop_dirs` as the event source (tenant `i` is
+/// `drop_dirs[i]`). Fails only when the watcher cannot start; a caller that wants to go on
+/// without events can call [`run`] with a channel of its own.
+pub async fn run_watched<F, Fut, S>(
+    drop_dirs: &[std::path::PathBuf],
+    cfg: ScheduleConfig,
+    pass: F,
+    shutdown: S,
+) -> Result<(), WatchError>
+where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: std::future::Future<Output = ()> + Send + 'static,
+    S: std::future::Future<Output = ()>,
+{
+    let (watcher, events) = FolderWatcher::start(drop_dirs)?;
+    run(drop_dirs.len(), cfg, events, pass, shutdown).await;
+    drop(watcher);
+    Ok(())
+}

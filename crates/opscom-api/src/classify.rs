@@ -1,0 +1,289 @@
+//! Sorting one HTTP answer into exactly one class: the single table of what each answer means.
+//!
+//! The contract does not document the HTTP status of a failure, so the body decides first:
+//!
+//! | answer | class |
+//! |---|---|
+//! | 429, 502, 503, 504, 408, whatever the body | transient (honour `Retry-After`) |
+//! | `ErrorCode` 9001 / 9002 in the body, any other status | token rejected |
+//! | any other `ErrorCode` in the body, any other status (200 included) | row rejected |
+//! | 401 / 403 without `ErrorCode` | token rejected |
+//! | 2xx JSON without `ErrorCode` | accepted (logged when `"status"` is not `"success"`) |
+//! | 2xx not JSON | transient |
+//! | 400 / 409 / 413 / 422 without `ErrorCode` | row rejected (code `None`) |
+//! | any other status without `ErrorCode` (500, 404, 3xx, …) | transient |
+
+use std::time::Duration;
+
+use serde_json::Value;
+
+use crate::model::{ApiError, TransientCause};
+
+/// Token errors: the whole tenant stops, no row is blamed.
+pub const TOKEN_ERROR_CODES: [i64; 2] = [9001, 9002];
+/// "Request could not be parsed": a row failure, but a bug on our side.
+pub const PARSE_ERROR_CODE: i64 = 9003;
+/// The longest `Retry-After` honoured; longer values are cut to this.
+pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+
+/// The class of one answer (before retries are considered).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Answer {
+    /// Stored. `status_success` is false when the body lacks `"status":"success"`.
+    Accepted {
+        /// Whether the body carried `"status":"success"`.
+        status_success: bool,
+    },
+    /// The API refused the row.
+    RowRejected(ApiError),
+    /// The API refused the token.
+    TokenRejected(ApiError),
+    /// Worth another attempt.
+    Transient(TransientCause),
+}
+
+/// Classifies one answer from its HTTP status, its `Retry-After` (already parsed) and its body.
+pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Answer {
+    if matches!(status, 408 | 429 | 502 | 503 | 504) {
+        return Answer::Transient(TransientCause::Status {
+            status,
+            retry_after: retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
+        });
+    }
+    let json: Option<Value> = serde_json::from_slice(body).ok();
+    if let Some((code, message)) = json.as_ref().and_then(error_code) {
+        let error = ApiError {
+            code: Some(code),
+            message: message.unwrap_or_else(|| format!("error {code} without a message")),
+            http_status: status,
+        };
+        return if TOKEN_ERROR_CODES.contains(&code) {
+            Answer::TokenRejected(error)
+        } else {
+            Answer::RowRejected(error)
+        };
+    }
+    let status_error = || ApiError {
+        code: None,
+        message: status_message(status, json.as_ref()),
+        http_status: status,
+    };
+    match status {
+        401 | 403 => Answer::TokenRejected(status_error()),
+        200..=299 => match json {
+            Some(value) => Answer::Accepted {
+                status_success: is_success(&value),
+            },
+            None => Answer::Transient(TransientCause::NotJson { status }),
+        },
+        400 | 409 | 413 | 422 => Answer::RowRejected(status_error()),
+        _ => Answer::Transient(TransientCause::Status {
+            status,
+            retry_after: retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
+        }),
+    }
+}
+
+/// Finds `ErrorCode` (a number, or a string of digits) and `ErrorMessage` in an object.
+/// Key case is ignored (`errorCode`, `errorcode`), as the casing is not documented.
+fn error_code(value: &Value) -> Option<(i64, Option<String>)> {
+    let object = value.as_object()?;
+    let field = |name: &str| {
+        object
+            .iter()
+            .find(|(key, _)| key.eq_ignore_ascii_case(name))
+            .map(|(_, v)| v)
+    };
+    let code = match field("ErrorCode")? {
+        Value::Number(n) => n.as_i64()?,
+        Value::String(s) => s.trim().parse().ok()?,
+        _ => return None,
+    };
+    let message = match field("ErrorMessage") {
+        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        _ => None,
+    };
+    Some((code, message))
+}
+
+fn is_success(value: &Value) -> bool {
+    value
+        .get("status")
+        .and_then(Value::as_str)
+        .is_some_and(|s| s.eq_ignore_ascii_case("success"))
+}
+
+/// A message for a refusal without `ErrorCode`: a JSON `message`/`error` field if there is one,
+/// else the status's reason phrase.
+fn status_message(status: u16, json: Option<&Value>) -> String {
+    let from_body = json.and_then(|v| {
+        ["message", "error", "ErrorMessage"]
+            .iter()
+            .find_map(|k| v.get(*k).and_then(Value::as_str))
+            .map(str::to_owned)
+    });
+    from_body.unwrap_or_else(|| {
+        let reason = reqwest::StatusCode::from_u16(status)
+            .ok()
+            .and_then(|s| s.canonical_reason())
+            .unwrap_or("unexpected status");
+        format!("HTTP {status} {reason}")
+    })
+}
+
+/// Parses `Retry-After`: delay-seconds or an HTTP date (relative to `now`). Capped at
+/// [`RETRY_AFTER_CAP`]; a date in the past means "now".
+pub fn parse_retry_after(value: &str, now: std::time::SystemTime) -> Option<Duration> {
+    let value = value.trim();
+    let delay = if let Ok(secs) = value.parse::<u64>() {
+        Duration::from_secs(secs)
+    } else {
+        let at = httpdate::parse_http_date(value).ok()?;
+        at.duration_since(now).unwrap_or(Duration::ZERO)
+    };
+    Some(delay.min(RETRY_AFTER_CAP))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn row(code: i64, message: &str, status: u16) -> Answer {
+        Answer::RowRejected(ApiError {
+            code: Some(code),
+            message: message.into(),
+            http_status: status,
+        })
+    }
+
+    #[test]
+    fn error_code_body_is_a_row_rejection_even_with_200() {
+        let body = br#"{"ErrorCode":9019,"ErrorMessage":"E-mail must be unique"}"#;
+        assert_eq!(
+            classify(200, None, body),
+            row(9019, "E-mail must be unique", 200)
+        );
+        assert_eq!(
+            classify(400, None, body),
+            row(9019, "E-mail must be unique", 400)
+        );
+        assert_eq!(
+            classify(500, None, body),
+            row(9019, "E-mail must be unique", 500)
+        );
+    }
+
+    #[test]
+    fn error_code_as_string_and_other_casing_are_read() {
+        let body = br#"{"errorCode":"9030","errorMessage":"City too long"}"#;
+        assert_eq!(classify(200, None, body), row(9030, "City too long", 200));
+    }
+
+    #[test]
+    fn token_codes_and_auth_statuses_reject_the_token() {
+        let body = br#"{"ErrorCode":9002,"ErrorMessage":"no permission"}"#;
+        assert!(
+            matches!(classify(200, None, body), Answer::TokenRejected(e) if e.code == Some(9002))
+        );
+        assert!(matches!(classify(401, None, b""), Answer::TokenRejected(e) if e.code.is_none()));
+        assert!(matches!(
+            classify(403, None, b"<html>"),
+            Answer::TokenRejected(_)
+        ));
+    }
+
+    #[test]
+    fn success_and_odd_success_bodies_are_accepted() {
+        assert_eq!(
+            classify(200, None, br#"{"status":"success"}"#),
+            Answer::Accepted {
+                status_success: true
+            }
+        );
+        assert_eq!(
+            classify(201, None, br#"{"result":"ok"}"#),
+            Answer::Accepted {
+                status_success: false
+            }
+        );
+    }
+
+    #[test]
+    fn two_hundred_without_json_is_transient() {
+        assert_eq!(
+            classify(200, None, b"<html>maintenance</html>"),
+            Answer::Transient(TransientCause::NotJson { status: 200 })
+        );
+        assert_eq!(
+            classify(200, None, b""),
+            Answer::Transient(TransientCause::NotJson { status: 200 })
+        );
+    }
+
+    #[test]
+    fn throttling_and_server_errors_are_transient_whatever_the_body() {
+        let body = br#"{"ErrorCode":9019,"ErrorMessage":"x"}"#;
+        assert_eq!(
+            classify(429, Some(Duration::from_secs(600)), body),
+            Answer::Transient(TransientCause::Status {
+                status: 429,
+                retry_after: Some(RETRY_AFTER_CAP)
+            })
+        );
+        assert!(matches!(classify(503, None, b""), Answer::Transient(_)));
+        assert!(matches!(classify(500, None, b"oops"), Answer::Transient(_)));
+        assert!(matches!(
+            classify(404, None, b"not found"),
+            Answer::Transient(_)
+        ));
+    }
+
+    #[test]
+    fn bad_request_without_error_code_is_a_row_rejection_without_code() {
+        match classify(400, None, br#"{"message":"bad field"}"#) {
+            Answer::RowRejected(e) => {
+                assert_eq!(e.code, None);
+                assert_eq!(e.message, "bad field");
+            }
+            other => panic!("unexpected {other:?}"),
+        }
+    }
+
+    #[test]
+    fn retry_after_accepts_seconds_and_dates_and_is_capped() {
+        let now = std::time::UNIX_EPOCH + Duration::from_secs(784_111_777); // Sun, 06 Nov 1994 08:49:37 GMT
+        assert_eq!(parse_retry_after("3", now), Some(Duration::from_secs(3)));
+        assert_eq!(parse_retry_after("3600", now), Some(RETRY_AFTER_CAP));
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:49:47 GMT", now),
+            Some(Duration::from_secs(10))
+        );
+        assert_eq!(
+            parse_retry_after("Sun, 06 Nov 1994 08:00:00 GMT", now),
+            Some(Duration::ZERO)
+        );
+        assert_eq!(parse_retry_after("soon", now), None);
+    }
+
+    #[test]
+    fn api_error_display_quotes_message_and_code() {
+        let e = ApiError {
+            code: Some(9019),
+            message: "E-mail must be unique".into(),
+            http_status: 200,
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"the OPSCOM API refused this user: "E-mail must be unique" (error 9019)"#
+        );
+        let e = ApiError {
+            code: None,
+            message: "HTTP 401 Unauthorized".into(),
+            http_status: 401,
+        };
+        assert_eq!(
+            e.to_string(),
+            r#"the OPSCOM API refused this user: "HTTP 401 Unauthorized" (HTTP 401)"#
+        );
+    }
+}

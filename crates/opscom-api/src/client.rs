@@ -1,0 +1,360 @@
+//! The reqwest implementation of [`PushApi`]: one pool, bounded concurrency, retries in a budget.
+
+use std::fmt;
+use std::sync::Arc;
+use std::time::SystemTime;
+
+use async_trait::async_trait;
+use backon::{BackoffBuilder, ExponentialBuilder};
+use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
+use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
+use reqwest::{Client, Url};
+use secrecy::{ExposeSecret, SecretString};
+use serde::ser::{Serialize, SerializeMap, Serializer};
+use tokio::sync::Semaphore;
+use tokio::time::Instant;
+
+use crate::PushApi;
+use crate::classify::{Answer, PARSE_ERROR_CODE, classify, parse_retry_after};
+use crate::config::{BuildError, ClientConfig, PUSH_PATH};
+use crate::model::{PushOutcome, TransientCause, UnreachableError, UserRecord};
+
+/// The OPSCOM Push API over HTTPS. Cheap to clone (clones share the pool and the limits).
+///
+/// The concurrency bound is inside: callers may drive any number of `push_user` futures at
+/// once; at most `concurrency` users are in flight, the rest wait for a slot.
+#[derive(Clone)]
+pub struct HttpPushClient {
+    inner: Arc<Inner>,
+}
+
+struct Inner {
+    http: Client,
+    push_url: Url,
+    token: SecretString,
+    slots: Semaphore,
+    limiter: Option<DefaultDirectRateLimiter>,
+    config: ClientConfig,
+}
+
+impl fmt::Debug for HttpPushClient {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpPushClient")
+            .field("push_url", &self.inner.push_url.as_str())
+            .field("config", &self.inner.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpPushClient {
+    /// Builds the client (and its connection pool) from its configuration.
+    pub fn new(config: ClientConfig) -> Result<Self, BuildError> {
+        if config.concurrency == 0 {
+            return Err(BuildError::ZeroConcurrency);
+        }
+        let push_url = push_url(&config.base_url)?;
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let http = Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("opscom-import/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .timeout(config.request_timeout)
+            .pool_max_idle_per_host(config.concurrency)
+            .pool_idle_timeout(std::time::Duration::from_secs(90))
+            .tcp_keepalive(std::time::Duration::from_secs(60))
+            .tcp_nodelay(true)
+            // A redirect would resend the token in the body elsewhere: a 3xx is an answer.
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(BuildError::Http)?;
+        let limiter = config
+            .requests_per_second
+            .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
+        Ok(Self {
+            inner: Arc::new(Inner {
+                http,
+                push_url,
+                token: config.token.clone(),
+                slots: Semaphore::new(config.concurrency),
+                limiter,
+                config,
+            }),
+        })
+    }
+
+    /// The full URL of the push endpoint.
+    pub fn push_url(&self) -> &str {
+        self.inner.push_url.as_str()
+    }
+
+    async fn attempt(&self, body: &[u8]) -> Answer {
+        let inner = &self.inner;
+        let sent = inner
+            .http
+            .post(inner.push_url.clone())
+            .header(CONTENT_TYPE, "application/json")
+            .body(body.to_vec())
+            .send()
+            .await;
+        let response = match sent {
+            Ok(response) => response,
+            Err(error) => return Answer::Transient(transport_cause(error)),
+        };
+        let status = response.status().as_u16();
+        let retry_after = response
+            .headers()
+            .get(RETRY_AFTER)
+            .and_then(|v| v.to_str().ok())
+            .and_then(|v| parse_retry_after(v, SystemTime::now()));
+        match response.bytes().await {
+            Ok(bytes) => classify(status, retry_after, &bytes),
+            Err(error) => Answer::Transient(transport_cause(error)),
+        }
+    }
+}
+
+fn push_url(base_url: &str) -> Result<Url, BuildError> {
+    let trimmed = base_url.trim().trim_end_matches('/');
+    let url =
+        Url::parse(&format!("{trimmed}{PUSH_PATH}")).map_err(|e| BuildError::InvalidBaseUrl {
+            url: base_url.to_owned(),
+            reason: e.to_string(),
+        })?;
+    if !matches!(url.scheme(), "http" | "https") {
+        return Err(BuildError::UnsupportedScheme {
+            url: base_url.to_owned(),
+        });
+    }
+    Ok(url)
+}
+
+fn transport_cause(error: reqwest::Error) -> TransientCause {
+    if error.is_timeout() {
+        return TransientCause::Timeout;
+    }
+    let is_connect = error.is_connect();
+    let error = error.without_url();
+    let mut text = error.to_string();
+    let mut source = std::error::Error::source(&error);
+    while let Some(cause) = source {
+        text.push_str(": ");
+        text.push_str(&cause.to_string());
+        source = cause.source();
+    }
+    if is_connect {
+        TransientCause::Connect(text)
+    } else {
+        TransientCause::Transport(text)
+    }
+}
+
+/// The JSON body: the attributes as a flat object of strings, `unique_id` if the attributes lack
+/// it, and `apiToken`.
+struct PushBody<'a> {
+    user: &'a UserRecord,
+    token: &'a str,
+}
+
+impl Serialize for PushBody<'_> {
+    fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        let attributes = &self.user.attributes;
+        let has_unique_id = attributes.iter().any(|(key, _)| *key == "unique_id");
+        let mut map = serializer.serialize_map(Some(attributes.len() + 2))?;
+        if !has_unique_id {
+            map.serialize_entry("unique_id", &self.user.unique_id)?;
+        }
+        for (key, value) in attributes.iter().filter(|(key, _)| *key != "apiToken") {
+            map.serialize_entry(key, value)?;
+        }
+        map.serialize_entry("apiToken", self.token)?;
+        map.end()
+    }
+}
+
+#[async_trait]
+impl PushApi for HttpPushClient {
+    async fn push_user(&self, user: &UserRecord) -> PushOutcome {
+        let inner = &self.inner;
+        let body = match serde_json::to_vec(&PushBody {
+            user,
+            token: inner.token.expose_secret(),
+        }) {
+            Ok(body) => body,
+            // Strings always serialize; kept as data rather than a panic.
+            Err(error) => {
+                return PushOutcome::RowRejected(crate::ApiError {
+                    code: None,
+                    message: format!("the user could not be encoded as JSON: {error}"),
+                    http_status: 0,
+                });
+            }
+        };
+        // The semaphore is never closed; `Err` cannot happen, but is not a reason to panic.
+        let _slot = inner.slots.acquire().await.ok();
+        let started = Instant::now();
+        let mut backoff = ExponentialBuilder::new()
+            .with_min_delay(inner.config.min_backoff)
+            .with_max_delay(inner.config.max_backoff)
+            .with_jitter()
+            .without_max_times()
+            .build();
+        let mut attempts: u32 = 0;
+        loop {
+            if let Some(limiter) = &inner.limiter {
+                limiter.until_ready().await;
+            }
+            attempts += 1;
+            let cause = match self.attempt(&body).await {
+                Answer::Accepted { status_success } => {
+                    if !status_success {
+                        tracing::warn!(
+                            line = user.line,
+                            unique_id = %user.unique_id,
+                            "the OPSCOM API accepted a user without \"status\":\"success\""
+                        );
+                    }
+                    return PushOutcome::Accepted;
+                }
+                Answer::RowRejected(error) => {
+                    if error.code == Some(PARSE_ERROR_CODE) {
+                        tracing::error!(
+                            line = user.line,
+                            unique_id = %user.unique_id,
+                            code = PARSE_ERROR_CODE,
+                            "the OPSCOM API could not parse our request: this is a bug in the importer"
+                        );
+                    } else {
+                        tracing::debug!(
+                            line = user.line,
+                            unique_id = %user.unique_id,
+                            code = error.code,
+                            http_status = error.http_status,
+                            "the OPSCOM API refused a user"
+                        );
+                    }
+                    return PushOutcome::RowRejected(error);
+                }
+                Answer::TokenRejected(error) => {
+                    tracing::error!(
+                        line = user.line,
+                        unique_id = %user.unique_id,
+                        code = error.code,
+                        http_status = error.http_status,
+                        "the OPSCOM API refused the token"
+                    );
+                    return PushOutcome::TokenRejected(error);
+                }
+                Answer::Transient(cause) => cause,
+            };
+            let delay = match &cause {
+                TransientCause::Status {
+                    retry_after: Some(after),
+                    ..
+                } => *after,
+                _ => backoff
+                    .next()
+                    .unwrap_or(inner.config.max_backoff)
+                    .min(inner.config.max_backoff),
+            };
+            let elapsed = started.elapsed();
+            if elapsed + delay > inner.config.retry_budget {
+                tracing::warn!(
+                    line = user.line,
+                    unique_id = %user.unique_id,
+                    attempts,
+                    elapsed_ms = elapsed.as_millis() as u64,
+                    cause = %cause,
+                    "the OPSCOM API stayed unreachable for the whole retry budget"
+                );
+                return PushOutcome::Unreachable(UnreachableError {
+                    last_cause: cause,
+                    attempts,
+                    elapsed,
+                });
+            }
+            tracing::debug!(
+                line = user.line,
+                unique_id = %user.unique_id,
+                attempt = attempts,
+                delay_ms = delay.as_millis() as u64,
+                cause = %cause,
+                "transient failure, retrying"
+            );
+            tokio::time::sleep(delay).await;
+        }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn trailing_slash_on_the_base_url_is_harmless() {
+        for base in [
+            "http://127.0.0.1:8080",
+            "http://127.0.0.1:8080/",
+            " http://127.0.0.1:8080// ",
+        ] {
+            assert_eq!(
+                push_url(base).map(|u| u.to_string()).ok().as_deref(),
+                Some("http://127.0.0.1:8080/api/OC_TOMA/v1/profiles/push"),
+                "{base}"
+            );
+        }
+        assert_eq!(
+            push_url("https://host/prefix/")
+                .map(|u| u.to_string())
+                .ok()
+                .as_deref(),
+            Some("https://host/prefix/api/OC_TOMA/v1/profiles/push")
+        );
+    }
+
+    #[test]
+    fn bad_base_urls_are_refused() {
+        assert!(matches!(
+            push_url("not a url"),
+            Err(BuildError::InvalidBaseUrl { .. })
+        ));
+        assert!(matches!(
+            push_url("ftp://host"),
+            Err(BuildError::UnsupportedScheme { .. })
+        ));
+    }
+
+    #[test]
+    fn body_is_a_flat_object_of_strings_with_the_token() {
+        let user = UserRecord {
+            line: 2,
+            unique_id: "u1".into(),
+            attributes: vec![
+                ("login_source", "OPSCOM".into()),
+                ("user_type_id", "6".into()),
+            ],
+        };
+        let body = serde_json::to_value(PushBody {
+            user: &user,
+            token: "tok",
+        })
+        .ok();
+        assert_eq!(
+            body,
+            Some(serde_json::json!({
+                "unique_id": "u1", "login_source": "OPSCOM", "user_type_id": "6", "apiToken": "tok"
+            }))
+        );
+        let with_id = UserRecord {
+            attributes: vec![("unique_id", "u1".into())],
+            ..user
+        };
+        let text = serde_json::to_string(&PushBody {
+            user: &with_id,
+            token: "tok",
+        })
+        .unwrap_or_default();
+        assert_eq!(text.matches("unique_id").count(), 1, "{text}");
+    }
+}

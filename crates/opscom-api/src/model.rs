@@ -1,0 +1,117 @@
+//! What goes to the API (one user) and what comes back (exactly one outcome per user).
+
+use std::fmt;
+use std::time::Duration;
+
+/// One user, ready to push: a CSV line already mapped to API attribute names and validated.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct UserRecord {
+    /// The 1-based line of the source file, for logs and the failure report.
+    pub line: u64,
+    /// The user's `unique_id` (the upsert key). Sent as `unique_id` unless `attributes` carries it too.
+    pub unique_id: String,
+    /// API attribute name → value; values are non-empty. Sent as a flat JSON object of strings.
+    pub attributes: Vec<(&'static str, String)>,
+}
+
+/// How one push ended. Every answer of the API falls into exactly one of these.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum PushOutcome {
+    /// The API stored (created or updated) the user.
+    Accepted,
+    /// The API refused this user (an `ErrorCode` body, whatever the HTTP status): report the row.
+    RowRejected(ApiError),
+    /// The API refused the token (9001/9002, HTTP 401/403): stop the tenant, blame no row.
+    TokenRejected(ApiError),
+    /// Transient failures lasted past the per-row retry budget: defer the file, blame no row.
+    Unreachable(UnreachableError),
+}
+
+impl PushOutcome {
+    /// A short stable name of the class, for logs and metrics.
+    pub fn class(&self) -> &'static str {
+        match self {
+            PushOutcome::Accepted => "accepted",
+            PushOutcome::RowRejected(_) => "row_rejected",
+            PushOutcome::TokenRejected(_) => "token_rejected",
+            PushOutcome::Unreachable(_) => "unreachable",
+        }
+    }
+}
+
+/// A refusal by the API, with its code and message as the API gave them.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+pub struct ApiError {
+    /// The `ErrorCode` of the body; `None` when the refusal was only an HTTP status (e.g. 401).
+    pub code: Option<i64>,
+    /// The `ErrorMessage` of the body, or a description of the HTTP status.
+    pub message: String,
+    /// The HTTP status the refusal came with.
+    pub http_status: u16,
+}
+
+impl fmt::Display for ApiError {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(f, "the OPSCOM API refused this user: {:?}", self.message)?;
+        match self.code {
+            Some(code) => write!(f, " (error {code})"),
+            None => write!(f, " (HTTP {})", self.http_status),
+        }
+    }
+}
+
+/// Why one attempt failed in a way worth retrying.
+#[derive(Debug, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum TransientCause {
+    /// An HTTP status that means "try again later" (429, 5xx, 408, or an unexpected 4xx such as 404).
+    Status {
+        /// The HTTP status.
+        status: u16,
+        /// The server's `Retry-After`, if it sent one (already capped).
+        retry_after: Option<Duration>,
+    },
+    /// A 2xx answer whose body is not JSON (a proxy page, an empty body).
+    NotJson {
+        /// The HTTP status.
+        status: u16,
+    },
+    /// No answer within the request timeout.
+    Timeout,
+    /// The connection could not be made (refused, DNS, TLS handshake, connect timeout).
+    Connect(String),
+    /// The connection broke while sending or receiving (reset, closed early).
+    Transport(String),
+}
+
+impl fmt::Display for TransientCause {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            TransientCause::Status {
+                status,
+                retry_after: Some(after),
+            } => write!(f, "HTTP {status} (Retry-After {} s)", after.as_secs()),
+            TransientCause::Status { status, .. } => write!(f, "HTTP {status}"),
+            TransientCause::NotJson { status } => {
+                write!(f, "HTTP {status} with a body that is not JSON")
+            }
+            TransientCause::Timeout => f.write_str("no answer within the request timeout"),
+            TransientCause::Connect(cause) => write!(f, "cannot connect: {cause}"),
+            TransientCause::Transport(cause) => write!(f, "connection failed: {cause}"),
+        }
+    }
+}
+
+/// The API could not be reached within the retry budget.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[error(
+    "the OPSCOM API is unreachable after {attempts} attempt(s) in {elapsed:?}: last failure: {last_cause}"
+)]
+pub struct UnreachableError {
+    /// The failure of the last attempt.
+    pub last_cause: TransientCause,
+    /// How many requests were sent (or tried) for this user.
+    pub attempts: u32,
+    /// Time spent on this user, from the first attempt to giving up.
+    pub elapsed: Duration,
+}

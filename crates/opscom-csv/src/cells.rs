@@ -1,0 +1,152 @@
+//! [`Cells`]: the cells of one record as uploaded, in one allocation.
+
+use serde::Serialize;
+use std::fmt;
+use std::ops::Index;
+
+/// The cells of one record, as uploaded (decoded, untrimmed), stored in one string.
+///
+/// Build one with [`FromIterator`] (`["a", "b"].into_iter().collect::<Cells>()`) or [`Cells::push`].
+#[derive(Clone, Default, PartialEq, Eq, Hash)]
+pub struct Cells {
+    text: String,
+    ends: Vec<usize>,
+}
+
+impl Cells {
+    /// An empty record with room for `bytes` bytes and `cells` cells.
+    pub fn with_capacity(bytes: usize, cells: usize) -> Self {
+        Cells {
+            text: String::with_capacity(bytes),
+            ends: Vec::with_capacity(cells),
+        }
+    }
+
+    /// The cells of a parsed record, `None` when it is not valid UTF-8. A trailing CR of the last
+    /// cell (a CRLF line end) is left out.
+    pub(crate) fn from_record(record: &csv::ByteRecord) -> Option<Self> {
+        let text = simdutf8::basic::from_utf8(record.as_slice()).ok()?;
+        let mut ends = Vec::with_capacity(record.len());
+        let mut end = 0;
+        for field in record {
+            end += field.len();
+            // Fields are split at ASCII delimiters, so this holds for valid UTF-8; checked anyway.
+            if !text.is_char_boundary(end) {
+                return None;
+            }
+            ends.push(end);
+        }
+        let n = ends.len();
+        if n > 0 {
+            let start = if n == 1 { 0 } else { ends[n - 2] };
+            let end = ends[n - 1];
+            if end > start && text.as_bytes().get(end - 1) == Some(&b'\r') {
+                ends[n - 1] = end - 1;
+            }
+        }
+        Some(Cells {
+            text: text.to_owned(),
+            ends,
+        })
+    }
+
+    /// Appends a cell.
+    pub fn push(&mut self, cell: &str) {
+        self.text.push_str(cell);
+        self.ends.push(self.text.len());
+    }
+
+    /// The number of cells.
+    pub fn len(&self) -> usize {
+        self.ends.len()
+    }
+
+    /// Whether there are no cells.
+    pub fn is_empty(&self) -> bool {
+        self.ends.is_empty()
+    }
+
+    /// The cell at `i`.
+    pub fn get(&self, i: usize) -> Option<&str> {
+        let end = *self.ends.get(i)?;
+        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        self.text.get(start..end)
+    }
+
+    /// The cells in order.
+    pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
+        let mut start = 0;
+        self.ends.iter().map(move |&end| {
+            let cell = self.text.get(start..end).unwrap_or_default();
+            start = end;
+            cell
+        })
+    }
+
+    /// The cells as owned strings.
+    pub fn to_vec(&self) -> Vec<String> {
+        self.iter().map(str::to_owned).collect()
+    }
+}
+
+impl Index<usize> for Cells {
+    type Output = str;
+
+    /// The cell at `i`; panics when `i >= len()`, like a slice.
+    fn index(&self, i: usize) -> &str {
+        match self.get(i) {
+            Some(cell) => cell,
+            None => panic!("cell index {i} out of range for {} cells", self.len()),
+        }
+    }
+}
+
+impl<S: AsRef<str>> FromIterator<S> for Cells {
+    fn from_iter<I: IntoIterator<Item = S>>(iter: I) -> Self {
+        let mut cells = Cells::default();
+        for s in iter {
+            cells.push(s.as_ref());
+        }
+        cells
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<[S]> for Cells {
+    fn eq(&self, other: &[S]) -> bool {
+        self.len() == other.len() && self.iter().zip(other).all(|(a, b)| a == b.as_ref())
+    }
+}
+
+impl<S: AsRef<str>> PartialEq<Vec<S>> for Cells {
+    fn eq(&self, other: &Vec<S>) -> bool {
+        *self == other[..]
+    }
+}
+
+impl fmt::Debug for Cells {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_list().entries(self.iter()).finish()
+    }
+}
+
+impl Serialize for Cells {
+    fn serialize<S: serde::Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
+        serializer.collect_seq(self.iter())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::Cells;
+
+    #[test]
+    fn cells_round_trip() {
+        let cells: Cells = ["a", "", "ßé,\n"].into_iter().collect();
+        assert_eq!(cells.len(), 3);
+        assert_eq!(cells.get(1), Some(""));
+        assert_eq!(&cells[2], "ßé,\n");
+        assert_eq!(cells.get(3), None);
+        assert_eq!(cells, vec!["a", "", "ßé,\n"]);
+        assert_eq!(format!("{cells:?}"), r#"["a", "", "ßé,\n"]"#);
+    }
+}

@@ -1,0 +1,208 @@
+//! Property tests: generated valid rows validate, mapping ignores column order, our failure
+//! reports round-trip, and no input panics.
+
+use opscom_csv::{ImportFile, ReadOptions, RowOutcome, formula};
+use opscom_schema::{Attribute, Limit};
+use proptest::prelude::*;
+use std::io::Cursor;
+
+/// The same shape as the library's scientific-notation check (`1.23E+11`).
+fn looks_scientific(s: &str) -> bool {
+    let Some((m, e)) = s.split_once(['E', 'e']) else { return false };
+    let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
+    let e = e.strip_prefix('+').unwrap_or(e);
+    let m_ok = match m.split_once(['.', ',']) {
+        Some((a, b)) => digits(a) && digits(b),
+        None => digits(m),
+    };
+    m_ok && digits(e)
+}
+
+/// Free text: any character but NUL (commas, quotes, line breaks, non-ASCII included).
+fn text(max: usize) -> BoxedStrategy<String> {
+    proptest::collection::vec(any::<char>().prop_filter("no NUL", |c| *c != '\0'), 0..=max)
+        .prop_map(|v| v.into_iter().collect::<String>())
+        .prop_filter("not scientific notation", |s| !looks_scientific(s.trim()))
+        .boxed()
+}
+
+fn date() -> impl Strategy<Value = String> {
+    (1u32..=9999, 1u32..=12, 1u32..=31).prop_map(|(y, m, d)| {
+        let leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
+        let days = match m {
+            2 if leap => 29,
+            2 => 28,
+            4 | 6 | 9 | 11 => 30,
+            _ => 31,
+        };
+        format!("{y:04}-{m:02}-{:02}", d.min(days))
+    })
+}
+
+/// A valid value for `attr` (maybe empty when optional).
+fn valid_value(attr: &'static Attribute) -> BoxedStrategy<String> {
+    let value = match (attr.key, attr.limit) {
+        ("unique_id", _) => "[A-Za-z0-9_.-]{1,40}".prop_map(|s| s).boxed(),
+        ("login_source", _) => "[A-Z]{1,20}".prop_map(|s| s).boxed(),
+        (_, Limit::MaxChars { max }) => text(max),
+        (_, Limit::None) => text(60),
+        (_, Limit::Province) => "[A-Za-z]{2}".prop_map(|s| s).boxed(),
+        (_, Limit::Date) => date().boxed(),
+        (_, Limit::NumericId) => "[0-9]{1,10}".prop_map(|s| s).boxed(),
+        (_, Limit::Email { .. }) => "[a-z0-9._%+-]{1,30}@[a-z0-9]{1,20}\\.[a-z]{2,6}"
+            .prop_filter("no dot at the ends of the local part", |s| {
+                let local = s.split('@').next().unwrap_or_default();
+                !local.starts_with('.') && !local.ends_with('.') && !local.contains("..")
+            })
+            .boxed(),
+    };
+    if attr.required {
+        value
+    } else {
+        prop_oneof![1 => Just(String::new()), 3 => value].boxed()
+    }
+}
+
+fn to_csv(header: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
+    let mut w = csv::WriterBuilder::new().from_writer(Vec::new());
+    w.write_record(header).unwrap();
+    for row in rows {
+        w.write_record(row).unwrap();
+    }
+    w.into_inner().unwrap()
+}
+
+fn read_all(bytes: Vec<u8>) -> Vec<RowOutcome> {
+    let mut file = ImportFile::open(Cursor::new(bytes), "p.csv", &ReadOptions::default())
+        .unwrap_or_else(|e| panic!("{e}"));
+    file.by_ref().collect::<Result<Vec<_>, _>>().unwrap_or_else(|e| panic!("{e}"))
+}
+
+/// The columns of a file: the required ones and a random subset of the others, shuffled.
+fn columns() -> impl Strategy<Value = Vec<&'static Attribute>> {
+    let optional: Vec<&'static Attribute> =
+        opscom_schema::attributes().filter(|a| !a.required).collect();
+    proptest::sample::subsequence(optional.clone(), 0..=optional.len())
+        .prop_map(|mut cols| {
+            let mut all: Vec<&'static Attribute> =
+                opscom_schema::attributes().filter(|a| a.required).collect();
+            all.append(&mut cols);
+            all
+        })
+        .prop_shuffle()
+}
+
+fn rows_for(cols: &[&'static Attribute], n: usize) -> BoxedStrategy<Vec<Vec<String>>> {
+    let row: Vec<BoxedStrategy<String>> = cols.iter().map(|a| valid_value(a)).collect();
+    proptest::collection::vec(row, 1..=n).boxed()
+}
+
+proptest! {
+    #![proptest_config(ProptestConfig::with_cases(64))]
+
+    #[test]
+    fn a_generated_valid_row_always_validates(
+        (cols, rows) in columns().prop_flat_map(|c| { let r = rows_for(&c, 8); (Just(c), r) })
+    ) {
+        // Distinct ids: a repeat is (rightly) a failure.
+        let rows: Vec<Vec<String>> = rows.into_iter().enumerate().map(|(i, mut r)| {
+            let id = cols.iter().position(|a| a.key == "unique_id").unwrap();
+            r[id] = format!("{i}x{}", r[id]);
+            r
+        }).collect();
+        let header: Vec<&str> = cols.iter().map(|a| a.key).collect();
+        let got = read_all(to_csv(&header, &rows));
+        prop_assert_eq!(got.len(), rows.len());
+        for (row, outcome) in rows.iter().zip(&got) {
+            match outcome {
+                RowOutcome::Valid(v) => {
+                    let want: Vec<(&str, &str)> = cols.iter().zip(row)
+                        .filter(|(_, v)| !v.trim().is_empty())
+                        .map(|(a, v)| (a.key, v.trim()))
+                        .collect();
+                    prop_assert_eq!(v.fields().collect::<Vec<_>>(), want);
+                }
+                RowOutcome::Invalid(i) => prop_assert!(false, "line {}: {}", i.line, i.reason()),
+            }
+        }
+    }
+
+    #[test]
+    fn mapping_is_independent_of_column_order(
+        (cols, rows, perm) in columns().prop_flat_map(|c| {
+            let n = c.len();
+            let rows = proptest::collection::vec(proptest::collection::vec(
+                prop_oneof![3 => "[A-Za-z0-9@. ]{0,12}", 1 => Just("1".to_owned())], n), 1..=6);
+            let perm = Just((0..n).collect::<Vec<usize>>()).prop_shuffle();
+            (Just(c), rows, perm)
+        })
+    ) {
+        let header: Vec<&str> = cols.iter().map(|a| a.key).collect();
+        let a = read_all(to_csv(&header, &rows));
+        let header_b: Vec<&str> = perm.iter().map(|&i| header[i]).collect();
+        let rows_b: Vec<Vec<String>> =
+            rows.iter().map(|r| perm.iter().map(|&i| r[i].clone()).collect()).collect();
+        let b = read_all(to_csv(&header_b, &rows_b));
+        prop_assert_eq!(a.len(), b.len());
+        for (x, y) in a.iter().zip(&b) {
+            prop_assert_eq!(x.line(), y.line());
+            match (x, y) {
+                (RowOutcome::Valid(x), RowOutcome::Valid(y)) => {
+                    let mut fx: Vec<_> = x.fields().collect();
+                    let mut fy: Vec<_> = y.fields().collect();
+                    fx.sort();
+                    fy.sort();
+                    prop_assert_eq!(fx, fy);
+                }
+                (RowOutcome::Invalid(x), RowOutcome::Invalid(y)) => {
+                    let mut px: Vec<String> = x.problems.iter().map(|p| format!("{p:?}")).collect();
+                    let mut py: Vec<String> = y.problems.iter().map(|p| format!("{p:?}")).collect();
+                    px.sort();
+                    py.sort();
+                    prop_assert_eq!(px, py);
+                }
+                _ => prop_assert!(false, "{x:?} vs {y:?}"),
+            }
+        }
+    }
+
+    #[test]
+    fn a_failure_report_with_neutralised_cells_reads_back_the_originals(
+        cells in proptest::collection::vec((text(30), text(30)), 1..=6)
+    ) {
+        let header = ["unique_id", "login_source", "first_name", "street", "import_error"];
+        let originals: Vec<Vec<String>> = cells.into_iter().enumerate().map(|(i, (a, b))| {
+            vec![format!("-{i}"), "=OPSCOM".to_owned(), a, b, "some reason".to_owned()]
+        }).collect();
+        let neutralised: Vec<Vec<String>> = originals.iter()
+            .map(|r| r.iter().map(|c| formula::neutralise(c).into_owned()).collect())
+            .collect();
+        let got = read_all(to_csv(&header, &neutralised));
+        prop_assert_eq!(got.len(), originals.len());
+        for (outcome, want) in got.iter().zip(&originals) {
+            prop_assert_eq!(outcome.raw().to_vec(), want.clone());
+        }
+    }
+
+    #[test]
+    fn no_input_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), small in any::<bool>()) {
+        let options = if small { ReadOptions::default().max_record_bytes(16) } else { ReadOptions::default() };
+        if let Ok(mut file) = ImportFile::open(Cursor::new(bytes), "x.csv", &options) {
+            for outcome in file.by_ref() {
+                if let Ok(RowOutcome::Invalid(i)) = outcome {
+                    let _ = i.reason();
+                }
+            }
+        }
+    }
+
+    #[test]
+    fn csv_like_input_never_panics(lines in proptest::collection::vec("[a-z_,\"\r\n ;0-9@.=-]{0,40}", 0..12)) {
+        let data = format!("unique_id,login_source,email,state\n{}", lines.concat());
+        if let Ok(file) = ImportFile::open(Cursor::new(data), "x.csv", &ReadOptions::default()) {
+            for outcome in file {
+                let _ = outcome.map(|o| o.line());
+            }
+        }
+    }
+}

@@ -1,0 +1,8 @@
+//! Integration tests of opscom-mail: one binary, one module per concern.
+
+mod common;
+mod csv_roundtrip;
+mod outbox;
+mod report_text;
+mod smtp_delivery;
+mod spool;

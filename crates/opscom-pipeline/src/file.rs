@@ -1,0 +1,642 @@
+//! One claimed file: check, validate every row, push the valid ones, write the report, archive.
+//!
+//! The order of commitment is the spec's: push the rows → report on disk (spool) → record →
+//! `.bak` (the commit point) → send. Every step after the pushes is marked in the file's
+//! [`Journal`], and every finished row is journalled as it finishes, so a crash at any moment is
+//! resumed by the next pass without losing or doubling anything (at most `concurrency` rows are
+//! pushed twice).
+//!
+//! Reading is synchronous (the `opscom-csv` crate) and runs on a blocking thread that streams
+//! rows through a bounded channel; memory does not grow with the file.
+
+use std::fs::{File, OpenOptions};
+use std::io::{self, Seek, SeekFrom, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+
+use futures_util::StreamExt;
+use futures_util::stream::FuturesUnordered;
+use opscom_api::{PushApi, PushOutcome, UserRecord};
+use opscom_csv::{FileError, ImportFile, ReadOptions, RowOutcome};
+use opscom_mail::{FailureCsvWriter, FailureSummary};
+use opscom_scheduler::{ClaimedFile, DropFolder};
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
+
+use crate::journal::{Journal, Mark, Snapshot};
+use crate::record::{FileRecord, Outcome};
+use crate::report::{self, ReportSink};
+
+/// Why a file was kept for a later pass.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DeferReason {
+    /// The upload changed after it was claimed, or was changed less than `settle` ago.
+    StillChanging,
+    /// The last record is cut off without its line end, and the file is young: likely an upload
+    /// still being written.
+    CutOff,
+    /// The API could not be reached within the retry budget.
+    ApiUnreachable(String),
+    /// The API refused the tenant's token.
+    TokenRejected(String),
+    /// Reading the file or writing state failed (disk full, permission denied…).
+    Io(String),
+    /// The service is stopping; the file resumes on the next start.
+    Shutdown,
+}
+
+impl std::fmt::Display for DeferReason {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            DeferReason::StillChanging => f.write_str("the upload is still changing"),
+            DeferReason::CutOff => {
+                f.write_str("the last row is cut off without its line end (upload unfinished?)")
+            }
+            DeferReason::ApiUnreachable(e) => write!(f, "API unreachable: {e}"),
+            DeferReason::TokenRejected(e) => write!(f, "API token refused: {e}"),
+            DeferReason::Io(e) => write!(f, "I/O fault: {e}"),
+            DeferReason::Shutdown => f.write_str("the service is stopping"),
+        }
+    }
+}
+
+impl From<io::Error> for DeferReason {
+    fn from(e: io::Error) -> Self {
+        DeferReason::Io(e.to_string())
+    }
+}
+
+/// How one file ended in this pass.
+#[derive(Debug)]
+pub enum FileOutcome {
+    /// Archived to `.bak` (imported, imported with failures, or rejected).
+    Archived {
+        /// The record appended for it.
+        record: FileRecord,
+        /// Its name under `.bak/`.
+        archived_as: String,
+        /// Whether any push reached the API (ends an outage or a token refusal).
+        api_reached: bool,
+    },
+    /// Kept claimed for a later pass.
+    Deferred {
+        /// Why.
+        reason: DeferReason,
+        /// The record appended for it.
+        record: FileRecord,
+        /// Whether any push reached the API before it stopped.
+        api_reached: bool,
+    },
+}
+
+/// What processing a file needs from its tenant.
+#[derive(Debug)]
+pub(crate) struct FileContext<'a, A: ?Sized> {
+    pub tenant: &'a crate::config::Tenant,
+    pub folder: &'a DropFolder,
+    pub api: &'a Arc<A>,
+    pub reports: &'a ReportSink,
+    pub records: &'a crate::record::Records,
+    pub settle: Duration,
+    pub now: SystemTime,
+    pub shutdown: watch::Receiver<bool>,
+    pub progress: &'a dyn crate::Progress,
+}
+
+/// A young cut-off file is deferred; one that has rested this long is imported as it is.
+fn cut_off_grace(settle: Duration) -> Duration {
+    (settle * 3).max(Duration::from_secs(60))
+}
+
+fn snapshot_of(meta: &std::fs::Metadata) -> Snapshot {
+    let mtime_ns = meta
+        .modified()
+        .ok()
+        .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
+        .map_or(0, |d| d.as_nanos() as i128);
+    Snapshot {
+        size: meta.len(),
+        mtime_ns,
+    }
+}
+
+fn age(meta: &std::fs::Metadata, now: SystemTime) -> Duration {
+    meta.modified()
+        .ok()
+        .and_then(|m| now.duration_since(m).ok())
+        .unwrap_or(Duration::ZERO)
+}
+
+/// Paths of a claim's working files in the tenant's work folder.
+pub(crate) struct WorkFiles {
+    pub journal: PathBuf,
+    pub report: PathBuf,
+}
+
+impl WorkFiles {
+    pub fn new(work_dir: &std::path::Path, claim_id: &str) -> WorkFiles {
+        WorkFiles {
+            journal: work_dir.join("journal").join(format!("{claim_id}.jsonl")),
+            report: work_dir.join("reports").join(format!("{claim_id}.csv")),
+        }
+    }
+}
+
+/// Processes one claimed file to its end for this pass.
+pub(crate) async fn process<A: PushApi + ?Sized + 'static>(
+    cx: FileContext<'_, A>,
+    claimed: &ClaimedFile,
+) -> FileOutcome {
+    let started = Instant::now();
+    let mut job = Job {
+        cx,
+        claimed,
+        started,
+        ok: 0,
+        failed: 0,
+        api_reached: false,
+    };
+    let result = job.run().await;
+    job.finish(result)
+}
+
+struct Job<'a, 'c, A: ?Sized> {
+    cx: FileContext<'a, A>,
+    claimed: &'c ClaimedFile,
+    started: Instant,
+    ok: u64,
+    failed: u64,
+    api_reached: bool,
+}
+
+/// The end of a file's processing in this pass, before it is turned into a [`FileOutcome`].
+enum End {
+    Archived { outcome: Outcome, reason: Option<String>, archived_as: String },
+    Deferred(DeferReason),
+}
+
+impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
+    fn name(&self) -> &str {
+        self.claimed.original_name()
+    }
+
+    fn finish(self, end: End) -> FileOutcome {
+        let record = |outcome, reason| FileRecord {
+            at: jiff::Timestamp::try_from(self.cx.now)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            tenant: self.cx.tenant.name.clone(),
+            file: self.claimed.original_name().to_owned(),
+            claim: self.claimed.id().to_owned(),
+            rows_total: self.ok + self.failed,
+            rows_ok: self.ok,
+            rows_failed: self.failed,
+            outcome,
+            reason,
+            archived_as: None,
+            duration_ms: self.started.elapsed().as_millis() as u64,
+        };
+        match end {
+            End::Archived {
+                outcome,
+                reason,
+                archived_as,
+            } => {
+                let mut record = record(outcome, reason);
+                record.archived_as = Some(archived_as.clone());
+                FileOutcome::Archived {
+                    record,
+                    archived_as,
+                    api_reached: self.api_reached,
+                }
+            }
+            End::Deferred(reason) => {
+                let record = record(Outcome::Deferred, Some(reason.to_string()));
+                if let Err(e) = self.cx.records.append(&record) {
+                    warn!(tenant = %self.cx.tenant.name, error = %e, "could not append a record");
+                }
+                FileOutcome::Deferred {
+                    reason,
+                    record,
+                    api_reached: self.api_reached,
+                }
+            }
+        }
+    }
+
+    async fn run(&mut self) -> End {
+        match self.run_inner().await {
+            Ok(end) => end,
+            Err(reason) => End::Deferred(reason),
+        }
+    }
+
+    async fn run_inner(&mut self) -> Result<End, DeferReason> {
+        let cx = &self.cx;
+        let file = self.claimed.open(cx.folder).map_err(|e| DeferReason::Io(e.to_string()))?;
+        let meta = file.metadata()?;
+        if age(&meta, cx.now) < cx.settle {
+            return Err(DeferReason::StillChanging);
+        }
+        let snapshot = snapshot_of(&meta);
+        let work = WorkFiles::new(&cx.tenant.work_dir, self.claimed.id());
+        let (mut journal, progress) = Journal::open(&work.journal, snapshot)?;
+        self.ok = progress.ok;
+        self.failed = progress.failed;
+
+        let opts = ReadOptions::default().max_file_bytes(Some(cx.tenant.max_file_size));
+
+        // Pass 1: the whole file is read and validated before any API call.
+        let name = self.name().to_owned();
+        let (pass1_file, pass1_opts) = (file, opts.clone());
+        let pass1 = tokio::task::spawn_blocking(move || check_file(pass1_file, &name, &pass1_opts))
+            .await
+            .map_err(|e| DeferReason::Io(e.to_string()))?;
+        let header = match pass1 {
+            Ok(check) => {
+                if check.cut_off && age(&meta, cx.now) < cut_off_grace(cx.settle) {
+                    return Err(DeferReason::CutOff);
+                }
+                self.cx.progress.file_started(self.claimed.original_name(), check.rows);
+                check.header
+            }
+            Err(e) => match e.kind() {
+                opscom_csv::ErrorKind::Rejected(rejection) => {
+                    let rejection = rejection.clone();
+                    return self.reject(&mut journal, &progress.marks, rejection).await;
+                }
+                _ => return Err(DeferReason::Io(e.to_string())),
+            },
+        };
+
+        // Pass 2: push the valid rows, report the invalid ones, journal each as it finishes.
+        let mut report = ReportFile::open(&work.report, &header, progress.report_len)?;
+        if !progress.marks.contains(&Mark::ReportSpooled) {
+            let stop = self
+                .push_rows(&mut journal, &mut report, &progress.done, &opts)
+                .await?;
+            if let Some(reason) = stop {
+                return Err(reason);
+            }
+            let now_meta = self.claimed.open(self.cx.folder)?.metadata()?;
+            if snapshot_of(&now_meta) != snapshot {
+                return Err(DeferReason::StillChanging);
+            }
+        }
+        let report_path = report.finish()?;
+
+        let outcome = if self.failed == 0 {
+            Outcome::Imported
+        } else {
+            Outcome::ImportedWithFailures
+        };
+        if !progress.marks.contains(&Mark::ReportSpooled) {
+            if self.failed > 0 {
+                let mut summary = FailureSummary::new();
+                journal.for_each_failure(|f| {
+                    if let Some(sign) = &f.excel_sign {
+                        summary.note_excel_damage(sign);
+                    }
+                    summary.add(&f.category, f.line, &f.reason);
+                })?;
+                self.cx
+                    .reports
+                    .failures(
+                        self.claimed.id(),
+                        self.claimed.original_name(),
+                        self.ok + self.failed,
+                        self.ok,
+                        &summary,
+                        &report_path,
+                    )
+                    .map_err(|e| DeferReason::Io(e.to_string()))?;
+            }
+            journal.mark(Mark::ReportSpooled)?;
+        }
+        self.commit(&mut journal, &progress.marks, outcome, None)
+    }
+
+    /// A file rejected whole: reported, recorded, archived; no row is pushed.
+    async fn reject(
+        &mut self,
+        journal: &mut Journal,
+        marks: &std::collections::BTreeSet<Mark>,
+        rejection: opscom_csv::Rejection,
+    ) -> Result<End, DeferReason> {
+        info!(tenant = %self.cx.tenant.name, file = %self.name(), reason = %rejection, "file rejected");
+        self.ok = 0;
+        self.failed = 0;
+        if !marks.contains(&Mark::ReportSpooled) {
+            self.cx
+                .reports
+                .rejected(self.claimed.id(), self.claimed.original_name(), &rejection)
+                .map_err(|e| DeferReason::Io(e.to_string()))?;
+            journal.mark(Mark::ReportSpooled)?;
+        }
+        self.commit(journal, marks, Outcome::Rejected, Some(rejection.to_string()))
+    }
+
+    /// Record, then archive (the commit point).
+    fn commit(
+        &mut self,
+        journal: &mut Journal,
+        marks: &std::collections::BTreeSet<Mark>,
+        outcome: Outcome,
+        reason: Option<String>,
+    ) -> Result<End, DeferReason> {
+        if !marks.contains(&Mark::Recorded) {
+            let record = FileRecord {
+                at: jiff::Timestamp::try_from(self.cx.now)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                tenant: self.cx.tenant.name.clone(),
+                file: self.claimed.original_name().to_owned(),
+                claim: self.claimed.id().to_owned(),
+                rows_total: self.ok + self.failed,
+                rows_ok: self.ok,
+                rows_failed: self.failed,
+                outcome,
+                reason: reason.clone(),
+                archived_as: None,
+                duration_ms: self.started.elapsed().as_millis() as u64,
+            };
+            self.cx.records.append(&record)?;
+            journal.mark(Mark::Recorded)?;
+        }
+        let archived_as = self
+            .cx
+            .folder
+            .archive(self.claimed, self.cx.now)
+            .map_err(|e| DeferReason::Io(e.to_string()))?;
+        info!(
+            tenant = %self.cx.tenant.name,
+            file = %self.name(),
+            archived_as = %archived_as,
+            rows_ok = self.ok,
+            rows_failed = self.failed,
+            "file archived"
+        );
+        let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
+        for path in [&work.journal, &work.report] {
+            if let Err(e) = std::fs::remove_file(path) {
+                if e.kind() != io::ErrorKind::NotFound {
+                    warn!(path = %path.display(), error = %e, "could not remove a work file");
+                }
+            }
+        }
+        Ok(End::Archived {
+            outcome,
+            reason,
+            archived_as,
+        })
+    }
+
+    /// Streams the rows, pushing valid ones with bounded concurrency. Returns why it stopped early,
+    /// if it did.
+    async fn push_rows(
+        &mut self,
+        journal: &mut Journal,
+        report: &mut ReportFile,
+        done: &crate::journal::Done,
+        opts: &ReadOptions,
+    ) -> Result<Option<DeferReason>, DeferReason> {
+        let concurrency = self.cx.tenant.concurrency.max(1);
+        let (tx, mut rx) = mpsc::channel::<Result<(u64, RowOutcome), FileError>>(concurrency * 4);
+        let file = self.claimed.open(self.cx.folder)?;
+        let name = self.name().to_owned();
+        let opts = opts.clone();
+        let done_for_reader = done.clone();
+        let reader = tokio::task::spawn_blocking(move || {
+            stream_rows(file, &name, &opts, &done_for_reader, &tx)
+        });
+
+        let api = Arc::clone(self.cx.api);
+        let mut in_flight = FuturesUnordered::new();
+        let mut rows_open = true;
+        let mut stop: Option<DeferReason> = None;
+        let mut shutdown = self.cx.shutdown.clone();
+        loop {
+            let can_take = rows_open && stop.is_none() && in_flight.len() < concurrency;
+            if !can_take && in_flight.is_empty() {
+                break;
+            }
+            tokio::select! {
+                biased;
+                _ = shutdown.wait_for(|stopping| *stopping), if stop.is_none() => {
+                    stop = Some(DeferReason::Shutdown);
+                }
+                Some((seq, line, raw, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                    self.cx.progress.row_done();
+                    match outcome {
+                        PushOutcome::Accepted => {
+                            self.api_reached = true;
+                            self.ok += 1;
+                            journal.row_ok(seq, line, report.len())?;
+                        }
+                        PushOutcome::RowRejected(err) => {
+                            self.api_reached = true;
+                            if err.code == Some(9003) {
+                                warn!(tenant = %self.cx.tenant.name, line, "the API could not parse our request (9003): a bug in the importer");
+                            }
+                            let category = match err.code {
+                                Some(code) => format!("api-{code}"),
+                                None => "api".to_owned(),
+                            };
+                            let reason = err.to_string();
+                            report.write(line, &raw, &reason)?;
+                            self.failed += 1;
+                            journal.row_failed(seq, line, report.len(), &category, &reason, None)?;
+                        }
+                        PushOutcome::TokenRejected(err) => {
+                            stop.get_or_insert(DeferReason::TokenRejected(err.to_string()));
+                        }
+                        PushOutcome::Unreachable(err) => {
+                            stop.get_or_insert(DeferReason::ApiUnreachable(err.to_string()));
+                        }
+                    }
+                }
+                msg = rx.recv(), if can_take => match msg {
+                    None => rows_open = false,
+                    Some(Err(e)) => {
+                        stop.get_or_insert(DeferReason::Io(e.to_string()));
+                    }
+                    Some(Ok((seq, RowOutcome::Invalid(row)))) => {
+                        self.cx.progress.row_done();
+                        let reason = row.reason();
+                        let category = report::category_of(&row);
+                        let excel = report::excel_sign(&row);
+                        report.write(row.line, &row.raw.to_vec(), &reason)?;
+                        self.failed += 1;
+                        journal.row_failed(seq, row.line, report.len(), &category, &reason, excel.as_deref())?;
+                    }
+                    Some(Ok((seq, RowOutcome::Valid(row)))) => {
+                        let user = UserRecord {
+                            line: row.line,
+                            unique_id: row.unique_id().to_owned(),
+                            attributes: row.fields().map(|(k, v)| (k, v.to_owned())).collect(),
+                        };
+                        let api = Arc::clone(&api);
+                        in_flight.push(async move {
+                            let outcome = api.push_user(&user).await;
+                            (seq, row.line, row.raw.to_vec(), outcome)
+                        });
+                    }
+                },
+            }
+        }
+        drop(rx);
+        let _ = reader.await;
+        Ok(stop)
+    }
+}
+
+/// What the first pass learned.
+struct Check {
+    header: Vec<String>,
+    rows: u64,
+    cut_off: bool,
+}
+
+/// Pass 1: reads and validates every row, keeping nothing but counts.
+fn check_file(file: File, name: &str, opts: &ReadOptions) -> Result<Check, FileError> {
+    let mut reader = ImportFile::open(file, name, opts)?;
+    let header = reader.header_raw().to_vec();
+    let mut rows = 0;
+    // A last record cut short (too few values) without its line end is an unfinished upload.
+    let mut last_incomplete = false;
+    while let Some(row) = reader.next_row() {
+        last_incomplete = matches!(
+            &row?,
+            RowOutcome::Invalid(r) if r.problems.iter().any(|p| matches!(p, opscom_csv::RowProblem::FieldCount { expected, got, .. } if got < expected))
+        );
+        rows += 1;
+    }
+    let cut_off = reader.ended_with_line_terminator() == Some(false) && last_incomplete;
+    Ok(Check {
+        header,
+        rows,
+        cut_off,
+    })
+}
+
+/// Pass 2's reader: sends every row not yet done, numbered by its position among data rows.
+fn stream_rows(
+    file: File,
+    name: &str,
+    opts: &ReadOptions,
+    done: &crate::journal::Done,
+    tx: &mpsc::Sender<Result<(u64, RowOutcome), FileError>>,
+) {
+    let mut reader = match ImportFile::open(file, name, opts) {
+        Ok(r) => r,
+        Err(e) => {
+            let _ = tx.blocking_send(Err(e));
+            return;
+        }
+    };
+    let mut seq = 0;
+    while let Some(row) = reader.next_row() {
+        let msg = match row {
+            Ok(outcome) => {
+                seq += 1;
+                if done.contains(seq) {
+                    continue;
+                }
+                Ok((seq, outcome))
+            }
+            Err(e) => Err(e),
+        };
+        let is_err = msg.is_err();
+        if tx.blocking_send(msg).is_err() || is_err {
+            return;
+        }
+    }
+}
+
+/// The failure CSV being written, resumable: after a crash it is cut back to the length the
+/// journal last vouched for and appended to.
+struct ReportFile {
+    path: PathBuf,
+    writer: FailureCsvWriter<SkipFirst<File>>,
+}
+
+impl ReportFile {
+    fn open(path: &std::path::Path, header: &[String], resume_len: u64) -> io::Result<ReportFile> {
+        if let Some(dir) = path.parent() {
+            std::fs::create_dir_all(dir)?;
+        }
+        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let header_len = FailureCsvWriter::new(Vec::new(), header)
+            .and_then(|w| w.finish())
+            .map_err(io::Error::other)?
+            .len() as u64;
+        // A report that has its header (and maybe rows) is appended to; else it is started afresh.
+        let keep = if resume_len >= header_len { resume_len } else { 0 };
+        file.set_len(keep)?;
+        file.seek(SeekFrom::Start(keep))?;
+        let skip = if keep > 0 { header_len } else { 0 };
+        let writer = FailureCsvWriter::new(
+            SkipFirst {
+                inner: file,
+                skip,
+                written: keep,
+            },
+            header,
+        )
+        .map_err(io::Error::other)?;
+        Ok(ReportFile {
+            path: path.to_owned(),
+            writer,
+        })
+    }
+
+    fn write(&mut self, line: u64, raw: &[String], reason: &str) -> io::Result<()> {
+        self.writer
+            .write_failure(line, raw, reason)
+            .and_then(|()| self.writer.flush())
+            .map_err(io::Error::other)
+    }
+
+    /// Bytes in the file so far.
+    fn len(&self) -> u64 {
+        self.writer.get_ref().written
+    }
+
+    fn finish(self) -> io::Result<PathBuf> {
+        let mut inner = self.writer.finish().map_err(io::Error::other)?;
+        inner.inner.flush()?;
+        inner.inner.sync_data()?;
+        Ok(self.path)
+    }
+}
+
+/// A writer that drops the first `skip` bytes (a header already in the file) and counts the rest.
+struct SkipFirst<W> {
+    inner: W,
+    skip: u64,
+    written: u64,
+}
+
+impl<W: Write> Write for SkipFirst<W> {
+    fn write(&mut self, buf: &[u8]) -> io::Result<usize> {
+        if self.skip > 0 {
+            let n = (self.skip as usize).min(buf.len());
+            self.skip -= n as u64;
+            return Ok(n);
+        }
+        let n = self.inner.write(buf)?;
+        self.written += n as u64;
+        Ok(n)
+    }
+
+    fn flush(&mut self) -> io::Result<()> {
+        self.inner.flush()
+    }
+}
+
+impl<W> std::fmt::Debug for SkipFirst<W> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("SkipFirst").field("written", &self.written).finish()
+    }
+}

@@ -1,0 +1,381 @@
+//! The per-file checkpoint journal: one JSON line per finished row, appended as it finishes.
+//!
+//! A row's line is written right after its outcome is known (and after its failure, if any, is in
+//! the report CSV), so `kill -9` at any moment loses at most the rows that were in flight: at most
+//! `concurrency` rows are pushed twice on resume. The journal also remembers how long the report CSV
+//! was after each failure, so a resumed import cuts off a report row whose journal line never made
+//! it to disk, and it carries the markers of the commitment order (report spooled, record written).
+//!
+//! The journal lives in the tenant's work folder, out of the client's reach; it stays on disk (not
+//! in memory) and is read back in one streaming pass.
+
+use std::collections::BTreeSet;
+use std::fs::{self, File, OpenOptions};
+use std::io::{self, BufRead, BufReader, Write};
+use std::path::{Path, PathBuf};
+
+use serde::{Deserialize, Serialize};
+
+/// What identifies the content a journal was written for: if the claimed file changes, the
+/// journal no longer applies and is started afresh.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Snapshot {
+    /// Size in bytes.
+    pub size: u64,
+    /// Modification time, nanoseconds since the epoch.
+    pub mtime_ns: i128,
+}
+
+#[derive(Debug, Serialize, Deserialize)]
+#[serde(tag = "t", rename_all = "snake_case")]
+enum Entry {
+    /// First line: the content this journal belongs to.
+    Start { snapshot: Snapshot },
+    /// A row finished: pushed and accepted (`ok`), or failed with its reason in the report.
+    Row {
+        seq: u64,
+        line: u64,
+        ok: bool,
+        report_len: u64,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        category: Option<String>,
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        reason: Option<String>,
+        /// What makes the failure look like Excel damage, if it does.
+        #[serde(default, skip_serializing_if = "Option::is_none")]
+        excel: Option<String>,
+    },
+    /// A step of the commitment order is done.
+    Mark { mark: Mark },
+}
+
+/// Steps after the rows, in the order they are committed.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum Mark {
+    /// The report (if any) is in the spool.
+    ReportSpooled,
+    /// The per-file record is appended.
+    Recorded,
+}
+
+/// A failed row as remembered by the journal, for the e-mail's summary.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct FailedRow {
+    /// Physical line of the upload where the row starts.
+    pub line: u64,
+    /// Grouping key of the reason.
+    pub category: String,
+    /// The reason, as in the report.
+    pub reason: String,
+    /// What makes it look like Excel damage (`dates like 1/15/1990`), if it does.
+    pub excel_sign: Option<String>,
+}
+
+/// The set of finished rows, kept small: rows finish nearly in order (at most `concurrency` out
+/// of order), so "every row below `below`" plus the few finished above it says it all.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+pub struct Done {
+    below: u64,
+    above: BTreeSet<u64>,
+}
+
+impl Done {
+    /// Whether row `seq` (1-based position among the file's data rows) is finished.
+    pub fn contains(&self, seq: u64) -> bool {
+        seq < self.below || self.above.contains(&seq)
+    }
+
+    /// Marks `seq` finished; false if it already was.
+    pub fn insert(&mut self, seq: u64) -> bool {
+        if self.contains(seq) {
+            return false;
+        }
+        if self.below == 0 {
+            self.below = 1;
+        }
+        self.above.insert(seq);
+        while self.above.remove(&self.below) {
+            self.below += 1;
+        }
+        true
+    }
+
+    /// How many rows are finished.
+    pub fn len(&self) -> u64 {
+        self.below.saturating_sub(1) + self.above.len() as u64
+    }
+
+    /// Whether no row is finished.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+}
+
+/// What a journal says has been done, read back on resume.
+#[derive(Debug, Default)]
+pub struct Progress {
+    /// Rows already finished, by their 1-based position among the file's data rows.
+    pub done: Done,
+    /// Rows accepted by the API.
+    pub ok: u64,
+    /// Rows failed (validation or API).
+    pub failed: u64,
+    /// Length the report CSV had after the last journalled failure.
+    pub report_len: u64,
+    /// Steps of the commitment order already done.
+    pub marks: BTreeSet<Mark>,
+}
+
+/// An open journal, appending.
+#[derive(Debug)]
+pub struct Journal {
+    path: PathBuf,
+    file: File,
+}
+
+impl Journal {
+    /// Opens the journal at `path` for content `snapshot`: what it already records is returned, or
+    /// an empty progress when the file is new or belonged to other content (then it is restarted).
+    pub fn open(path: &Path, snapshot: Snapshot) -> io::Result<(Journal, Progress)> {
+        let progress = match File::open(path) {
+            Ok(f) => read(BufReader::new(f), snapshot)?,
+            Err(e) if e.kind() == io::ErrorKind::NotFound => None,
+            Err(e) => return Err(e),
+        };
+        match progress {
+            Some(progress) => {
+                let file = OpenOptions::new().append(true).open(path)?;
+                Ok((
+                    Journal {
+                        path: path.to_owned(),
+                        file,
+                    },
+                    progress,
+                ))
+            }
+            None => {
+                if let Some(dir) = path.parent() {
+                    fs::create_dir_all(dir)?;
+                }
+                let file = OpenOptions::new()
+                    .create(true)
+                    .write(true)
+                    .truncate(true)
+                    .open(path)?;
+                let mut journal = Journal {
+                    path: path.to_owned(),
+                    file,
+                };
+                journal.append(&Entry::Start { snapshot })?;
+                Ok((journal, Progress::default()))
+            }
+        }
+    }
+
+    fn append(&mut self, entry: &Entry) -> io::Result<()> {
+        let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        line.push(b'\n');
+        // One write per entry: a crash leaves whole lines, or a last partial line that `read` drops.
+        self.file.write_all(&line)
+    }
+
+    /// Records that a row was accepted.
+    pub fn row_ok(&mut self, seq: u64, line: u64, report_len: u64) -> io::Result<()> {
+        self.append(&Entry::Row {
+            seq,
+            line,
+            ok: true,
+            report_len,
+            category: None,
+            reason: None,
+            excel: None,
+        })
+    }
+
+    /// Records that a row failed; its report row is already written and the report is
+    /// `report_len` bytes long.
+    pub fn row_failed(
+        &mut self,
+        seq: u64,
+        line: u64,
+        report_len: u64,
+        category: &str,
+        reason: &str,
+        excel_sign: Option<&str>,
+    ) -> io::Result<()> {
+        self.append(&Entry::Row {
+            seq,
+            line,
+            ok: false,
+            report_len,
+            category: Some(category.to_owned()),
+            reason: Some(reason.to_owned()),
+            excel: excel_sign.map(str::to_owned),
+        })
+    }
+
+    /// Records a step of the commitment order, flushed to disk.
+    pub fn mark(&mut self, mark: Mark) -> io::Result<()> {
+        self.append(&Entry::Mark { mark })?;
+        self.file.sync_data()
+    }
+
+    /// Calls `f` with every failed row, in the order they finished, reading the journal again.
+    pub fn for_each_failure(&self, mut f: impl FnMut(FailedRow)) -> io::Result<()> {
+        let reader = BufReader::new(File::open(&self.path)?);
+        for line in reader.lines() {
+            let line = line?;
+            if let Ok(Entry::Row {
+                ok: false,
+                line,
+                category,
+                reason,
+                excel,
+                ..
+            }) = serde_json::from_str(&line)
+            {
+                f(FailedRow {
+                    line,
+                    category: category.unwrap_or_default(),
+                    reason: reason.unwrap_or_default(),
+                    excel_sign: excel,
+                });
+            }
+        }
+        Ok(())
+    }
+
+    /// The journal's path.
+    pub fn path(&self) -> &Path {
+        &self.path
+    }
+}
+
+/// Reads a journal; `None` when it is empty or belongs to other content.
+fn read(reader: impl BufRead, snapshot: Snapshot) -> io::Result<Option<Progress>> {
+    let mut progress = Progress::default();
+    let mut lines = reader.lines();
+    match lines.next() {
+        Some(Ok(first)) => match serde_json::from_str(&first) {
+            Ok(Entry::Start { snapshot: s }) if s == snapshot => {}
+            _ => return Ok(None),
+        },
+        Some(Err(e)) => return Err(e),
+        None => return Ok(None),
+    }
+    for line in lines {
+        // A line cut by a crash does not parse: it is the last one, and its row is redone.
+        match serde_json::from_str(&line?) {
+            Ok(Entry::Row {
+                seq,
+                ok,
+                report_len,
+                ..
+            }) => {
+                if progress.done.insert(seq) {
+                    if ok {
+                        progress.ok += 1;
+                    } else {
+                        progress.failed += 1;
+                        progress.report_len = report_len;
+                    }
+                }
+            }
+            Ok(Entry::Mark { mark }) => {
+                progress.marks.insert(mark);
+            }
+            Ok(Entry::Start { .. }) | Err(_) => {}
+        }
+    }
+    Ok(Some(progress))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const SNAP: Snapshot = Snapshot {
+        size: 10,
+        mtime_ns: 5,
+    };
+
+    #[test]
+    fn resume_sees_every_finished_row_and_the_report_length() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("j/claim.journal");
+        let (mut j, p) = Journal::open(&path, SNAP).unwrap();
+        assert!(p.done.is_empty());
+        j.row_ok(1, 2, 0).unwrap();
+        j.row_failed(3, 4, 120, "email", "bad e-mail", None).unwrap();
+        j.row_ok(2, 3, 120).unwrap();
+        drop(j);
+
+        let (j, p) = Journal::open(&path, SNAP).unwrap();
+        assert!((1..=3).all(|s| p.done.contains(s)) && !p.done.contains(4));
+        assert_eq!(p.done.len(), 3);
+        assert_eq!((p.ok, p.failed, p.report_len), (2, 1, 120));
+        let mut failures = Vec::new();
+        j.for_each_failure(|f| failures.push(f)).unwrap();
+        assert_eq!(
+            failures,
+            [FailedRow {
+                line: 4,
+                category: "email".into(),
+                reason: "bad e-mail".into(),
+                excel_sign: None,
+            }]
+        );
+    }
+
+    #[test]
+    fn a_line_cut_by_a_crash_is_ignored() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claim.journal");
+        let (mut j, _) = Journal::open(&path, SNAP).unwrap();
+        j.row_ok(1, 2, 0).unwrap();
+        j.file.write_all(br#"{"t":"row","record":2,"li"#).unwrap();
+        drop(j);
+        let (_, p) = Journal::open(&path, SNAP).unwrap();
+        assert!(p.done.contains(1) && !p.done.contains(2));
+    }
+
+    #[test]
+    fn other_content_restarts_the_journal() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claim.journal");
+        let (mut j, _) = Journal::open(&path, SNAP).unwrap();
+        j.row_ok(1, 2, 0).unwrap();
+        j.mark(Mark::ReportSpooled).unwrap();
+        drop(j);
+        let changed = Snapshot { size: 11, ..SNAP };
+        let (_, p) = Journal::open(&path, changed).unwrap();
+        assert!(p.done.is_empty() && p.marks.is_empty());
+        let (_, p) = Journal::open(&path, changed).unwrap();
+        assert!(p.done.is_empty());
+    }
+
+    #[test]
+    fn done_stays_small_when_rows_finish_nearly_in_order() {
+        let mut d = Done::default();
+        for s in [2, 1, 4, 3, 6] {
+            assert!(d.insert(s));
+        }
+        assert!(!d.insert(4));
+        assert_eq!(d.len(), 5);
+        assert_eq!(d.above.len(), 1, "only 6 is kept individually");
+        assert!(d.contains(6) && !d.contains(5) && d.contains(1));
+    }
+
+    #[test]
+    fn marks_survive() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claim.journal");
+        let (mut j, _) = Journal::open(&path, SNAP).unwrap();
+        j.mark(Mark::ReportSpooled).unwrap();
+        drop(j);
+        let (_, p) = Journal::open(&path, SNAP).unwrap();
+        assert!(p.marks.contains(&Mark::ReportSpooled));
+        assert!(!p.marks.contains(&Mark::Recorded));
+    }
+}

@@ -1,0 +1,301 @@
+//! One pass over one tenant: lock it, send what waits in its spool, take its files one at a time
+//! (a file left claimed by a crash first, then the oldest ready upload), stop at the first file
+//! that must wait.
+//!
+//! A tenant's faults stay with the tenant: its broken token, outage, hostile folder or malformed
+//! file end its own pass and never touch another tenant's.
+
+use std::path::Path;
+use std::sync::Arc;
+use std::time::Duration;
+
+use opscom_api::PushApi;
+use opscom_mail::Mailer;
+use opscom_scheduler::{Clock, DropFolder, TenantLock};
+use tokio::sync::watch;
+use tracing::{error, info, warn};
+
+use crate::config::Tenant;
+use crate::file::{self, DeferReason, FileContext, FileOutcome};
+use crate::record::{FileRecord, Records};
+use crate::report::ReportSink;
+use crate::{NoProgress, Progress};
+
+/// Marker files in the tenant's work folder: an outage or a token refusal is reported once.
+const OUTAGE_MARKER: &str = "outage-reported";
+const TOKEN_MARKER: &str = "token-refusal-reported";
+
+/// What one pass over a tenant did.
+#[derive(Debug, Default)]
+pub struct TenantPass {
+    /// The tenant's name.
+    pub tenant: String,
+    /// Records of the files processed in this pass (archived or deferred).
+    pub files: Vec<FileRecord>,
+    /// A file waits for a later pass (deferred).
+    pub deferred: bool,
+    /// Reports wait in the spool because mail could not be sent.
+    pub reports_pending: bool,
+    /// Another process holds the tenant: it was skipped (not an error).
+    pub busy: bool,
+    /// A fault that stopped the tenant's pass (unusable drop folder, `.bak` not a directory…).
+    pub fault: Option<String>,
+}
+
+impl TenantPass {
+    /// Whether something waits for a later pass (`once` exits 3).
+    pub fn waits(&self) -> bool {
+        self.deferred || self.reports_pending || self.fault.is_some()
+    }
+}
+
+/// Everything a tenant's passes need, built once.
+#[derive(Debug)]
+pub struct TenantRunner<A: ?Sized, M: ?Sized, C: ?Sized> {
+    tenant: Tenant,
+    api: Arc<A>,
+    mailer: Arc<M>,
+    clock: Arc<C>,
+    records: Records,
+    settle: Duration,
+    progress: Arc<dyn Progress>,
+}
+
+impl<A, M, C> TenantRunner<A, M, C>
+where
+    A: PushApi + ?Sized + 'static,
+    M: Mailer + ?Sized + 'static,
+    C: Clock + ?Sized + 'static,
+{
+    /// A runner for `tenant`, recording into `state_dir`.
+    pub fn new(
+        tenant: Tenant,
+        api: Arc<A>,
+        mailer: Arc<M>,
+        clock: Arc<C>,
+        state_dir: &Path,
+        settle: Duration,
+    ) -> Self {
+        TenantRunner {
+            tenant,
+            api,
+            mailer,
+            clock,
+            records: Records::new(state_dir),
+            settle,
+            progress: Arc::new(NoProgress),
+        }
+    }
+
+    /// Reports progress of rows to `progress` (a terminal's progress bar).
+    pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
+        self.progress = progress;
+        self
+    }
+
+    /// The tenant.
+    pub fn tenant(&self) -> &Tenant {
+        &self.tenant
+    }
+
+    /// One pass: returns what it did. Never panics on a hostile folder or a bad file.
+    pub async fn pass(&self, shutdown: watch::Receiver<bool>) -> TenantPass {
+        let mut pass = TenantPass {
+            tenant: self.tenant.name.clone(),
+            ..TenantPass::default()
+        };
+        if let Err(e) = create_private_dir(&self.tenant.work_dir) {
+            pass.fault = Some(format!(
+                "cannot create the work folder {}: {e}",
+                self.tenant.work_dir.display()
+            ));
+            error!(tenant = %self.tenant.name, fault = %pass.fault.as_deref().unwrap_or_default(), "tenant stopped");
+            return pass;
+        }
+        let _lock = match TenantLock::try_acquire(&self.tenant.work_dir) {
+            Ok(Some(lock)) => lock,
+            Ok(None) => {
+                info!(tenant = %self.tenant.name, "another process holds this tenant: skipped");
+                pass.busy = true;
+                return pass;
+            }
+            Err(e) => {
+                pass.fault = Some(e.to_string());
+                return pass;
+            }
+        };
+        let reports = match ReportSink::open(&self.tenant) {
+            Ok(r) => r,
+            Err(e) => {
+                pass.fault = Some(format!("cannot open the report spool: {e}"));
+                return pass;
+            }
+        };
+        self.deliver(&reports).await;
+
+        match DropFolder::open(&self.tenant.drop_dir, &self.tenant.work_dir) {
+            Ok(folder) => self.take_files(&folder, &reports, shutdown, &mut pass).await,
+            Err(e) => {
+                error!(tenant = %self.tenant.name, error = %e, "tenant stopped: drop folder unusable");
+                pass.fault = Some(e.to_string());
+            }
+        }
+
+        pass.reports_pending = !self.deliver(&reports).await;
+        pass
+    }
+
+    async fn take_files(
+        &self,
+        folder: &DropFolder,
+        reports: &ReportSink,
+        shutdown: watch::Receiver<bool>,
+        pass: &mut TenantPass,
+    ) {
+        loop {
+            if *shutdown.borrow() {
+                return;
+            }
+            let now = self.clock.now();
+            let next = match self.next_file(folder, now) {
+                Ok(Some(c)) => c,
+                Ok(None) => return,
+                Err(e) => {
+                    error!(tenant = %self.tenant.name, error = %e, "tenant stopped");
+                    pass.fault = Some(e);
+                    return;
+                }
+            };
+            let cx = FileContext {
+                tenant: &self.tenant,
+                folder,
+                api: &self.api,
+                reports,
+                records: &self.records,
+                settle: self.settle,
+                now,
+                shutdown: shutdown.clone(),
+                progress: &*self.progress,
+            };
+            let outcome = file::process(cx, &next).await;
+            self.progress.file_finished();
+            match outcome {
+                FileOutcome::Archived {
+                    record,
+                    api_reached,
+                    ..
+                } => {
+                    if api_reached {
+                        self.clear_markers();
+                    }
+                    pass.files.push(record);
+                }
+                FileOutcome::Deferred {
+                    reason,
+                    record,
+                    api_reached,
+                } => {
+                    if api_reached {
+                        self.clear_markers();
+                    }
+                    warn!(tenant = %self.tenant.name, file = %record.file, reason = %reason, "file deferred");
+                    self.report_deferral(reports, &reason, &record);
+                    pass.files.push(record);
+                    pass.deferred = true;
+                    return;
+                }
+            }
+        }
+    }
+
+    /// The next file to work on: one left claimed (a crash, a deferral) first, else the oldest
+    /// ready upload that this process manages to claim.
+    fn next_file(
+        &self,
+        folder: &DropFolder,
+        now: std::time::SystemTime,
+    ) -> Result<Option<opscom_scheduler::ClaimedFile>, String> {
+        folder.check_bak().map_err(|e| e.to_string())?;
+        if let Some(c) = folder.claimed().map_err(|e| e.to_string())?.into_iter().next() {
+            return Ok(Some(c));
+        }
+        let scan = folder.scan(now, self.settle).map_err(|e| e.to_string())?;
+        for skipped in &scan.skipped {
+            warn!(tenant = %self.tenant.name, file = %skipped.name, reason = %skipped.reason, "file skipped");
+        }
+        for candidate in &scan.ready {
+            match folder.claim(candidate) {
+                Ok(Some(c)) => return Ok(Some(c)),
+                Ok(None) => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+        Ok(None)
+    }
+
+    /// Sends what waits in the spool; true when nothing is left.
+    async fn deliver(&self, reports: &ReportSink) -> bool {
+        match reports.deliver(&*self.mailer).await {
+            Ok(stats) => {
+                if stats.still_pending > 0 {
+                    warn!(tenant = %self.tenant.name, pending = stats.still_pending, error = ?stats.last_error, "reports kept for a later pass");
+                }
+                stats.still_pending == 0
+            }
+            Err(e) => {
+                warn!(tenant = %self.tenant.name, error = %e, "cannot read the report spool");
+                false
+            }
+        }
+    }
+
+    fn marker(&self, name: &str) -> std::path::PathBuf {
+        self.tenant.work_dir.join(name)
+    }
+
+    fn clear_markers(&self) {
+        for m in [OUTAGE_MARKER, TOKEN_MARKER] {
+            let _ = std::fs::remove_file(self.marker(m));
+        }
+    }
+
+    /// An outage or a token refusal is e-mailed once, remembered on disk across processes.
+    fn report_deferral(&self, reports: &ReportSink, reason: &DeferReason, record: &FileRecord) {
+        let (marker, result) = match reason {
+            DeferReason::ApiUnreachable(cause) => {
+                if self.marker(OUTAGE_MARKER).exists() {
+                    return;
+                }
+                (
+                    OUTAGE_MARKER,
+                    reports.delayed(&record.claim, &record.file, cause, self.clock.now()),
+                )
+            }
+            DeferReason::TokenRejected(_) => {
+                if self.marker(TOKEN_MARKER).exists() {
+                    return;
+                }
+                error!(tenant = %self.tenant.name, "the OPSCOM API refused this tenant's token: its files wait");
+                (TOKEN_MARKER, reports.token_rejected(&record.claim))
+            }
+            _ => return,
+        };
+        match result {
+            Ok(()) => {
+                if let Err(e) = std::fs::write(self.marker(marker), b"") {
+                    warn!(tenant = %self.tenant.name, error = %e, "cannot remember that a report was sent");
+                }
+            }
+            Err(e) => warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report"),
+        }
+    }
+}
+
+/// Creates `dir` (and parents) readable by its owner only.
+pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+}

@@ -1,0 +1,100 @@
+//! Errors of the drop-folder lifecycle and of the file-system watcher.
+
+use std::io;
+use std::path::PathBuf;
+
+/// A fault that stops work on a drop folder (never a problem with one client file: those are
+/// [`Skipped`](crate::Skipped) entries of a scan, or `Ok(None)` from a claim).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum FolderError {
+    /// A configured directory could not be opened (missing, not a directory, no permission).
+    #[error("cannot open {key} {path}: {source}")]
+    OpenDir {
+        /// The configuration key that names this directory (`drop_dir` or `state_dir`).
+        key: &'static str,
+        /// The directory as configured.
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+    /// The work directory is on another filesystem than the drop folder, so a claim cannot be an
+    /// atomic rename.
+    #[error(
+        "{work_dir} (under `state_dir`) and {drop_dir} (`drop_dir`) are on different filesystems; \
+         a claim must be an atomic rename: set `state_dir` to a directory on the filesystem of `drop_dir`"
+    )]
+    CrossDevice {
+        /// The drop folder.
+        drop_dir: PathBuf,
+        /// The work directory (under the configured `state_dir`).
+        work_dir: PathBuf,
+    },
+    /// `.bak` in the drop folder exists but is not a real directory (a symlink or a file the
+    /// client made). The tenant must stop until an operator removes it.
+    #[error(
+        "{drop_dir}/.bak is not a real directory (a symlink or a file): no file of this tenant is \
+         taken until an operator removes it"
+    )]
+    BakNotDirectory {
+        /// The drop folder.
+        drop_dir: PathBuf,
+    },
+    /// Every archive name for a file was taken (more than the bounded number of attempts).
+    #[error("no free name in {drop_dir}/.bak for {name}")]
+    ArchiveNamesExhausted {
+        /// The drop folder.
+        drop_dir: PathBuf,
+        /// The original file name (escaped for display).
+        name: String,
+    },
+    /// A state file name that is not a single plain path component.
+    #[error("invalid state file name {name:?}: it must be one plain file name")]
+    InvalidStateName {
+        /// The name as given.
+        name: String,
+    },
+    /// A claimed file is missing or is no longer a regular file.
+    #[error("claimed file {path} is missing or not a regular file")]
+    ClaimedFileGone {
+        /// The claimed file's path (for display only; it is never re-resolved).
+        path: PathBuf,
+    },
+    /// Any other I/O fault (disk full, permission denied, …).
+    #[error("{op} {path}: {source}")]
+    Io {
+        /// What was being done.
+        op: &'static str,
+        /// The path concerned (for display only; it is never re-resolved).
+        path: PathBuf,
+        /// What the operating system said.
+        #[source]
+        source: io::Error,
+    },
+}
+
+impl FolderError {
+    /// The underlying I/O error, if this fault came from the operating system.
+    pub fn io_error(&self) -> Option<&io::Error> {
+        match self {
+            FolderError::OpenDir { source, .. } | FolderError::Io { source, .. } => Some(source),
+            _ => None,
+        }
+    }
+}
+
+/// A fault of the file-system event source.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum WatchError {
+    /// The watcher could not be created or could not watch a drop folder.
+    #[error("cannot watch {path}: {source}")]
+    Watch {
+        /// The drop folder (empty when the watcher itself failed).
+        path: PathBuf,
+        /// What notify said.
+        #[source]
+        source: notify::Error,
+    },
+}

@@ -1,0 +1,69 @@
+//! Installs the real servers that the test suite talks to, or fails loudly with the fix.
+//!
+//! The tests never skip because a server is missing: they panic with the same advice. This module
+//! makes `cargo xtask test` work on a fresh Debian machine that has only the Rust toolchain.
+
+use std::path::{Path, PathBuf};
+use std::process::{Command, Stdio};
+
+use anyhow::{Result, bail};
+
+use crate::{root, run};
+
+/// Whether `python` can import aiosmtpd.
+fn has_aiosmtpd(python: &Path) -> bool {
+    Command::new(python)
+        .args(["-c", "import aiosmtpd"])
+        .stdout(Stdio::null())
+        .stderr(Stdio::null())
+        .status()
+        .is_ok_and(|s| s.success())
+}
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .is_ok_and(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+}
+
+fn apt_install(packages: &[&str]) -> Result<()> {
+    run(Command::new("apt-get").arg("update").arg("-qq"))?;
+    run(Command::new("apt-get")
+        .args(["install", "-y", "-qq", "--no-install-recommends"])
+        .args(packages)
+        .env("DEBIAN_FRONTEND", "noninteractive"))
+}
+
+/// A Python interpreter that has aiosmtpd, installing it into `target/tools/venv` (from PyPI) or
+/// through apt (`python3-aiosmtpd`) when none has it.
+pub(crate) fn smtp_server_python() -> Result<PathBuf> {
+    let venv = root().join("target/tools/venv");
+    let venv_python = venv.join("bin/python");
+    let mut candidates: Vec<PathBuf> = Vec::new();
+    if let Some(p) = std::env::var_os("OPSCOM_TEST_PYTHON") {
+        candidates.push(p.into());
+    }
+    candidates.extend([venv_python.clone(), "/usr/bin/python3".into(), "python3".into()]);
+    if let Some(found) = candidates.iter().find(|p| has_aiosmtpd(p)) {
+        return Ok(found.clone());
+    }
+
+    eprintln!("aiosmtpd (the SMTP server the mail tests talk to) is missing: installing it");
+    let venv_ok = run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).is_ok()
+        && run(Command::new(&venv_python).args(["-m", "pip", "install", "-q", "aiosmtpd"])).is_ok();
+    if venv_ok && has_aiosmtpd(&venv_python) {
+        return Ok(venv_python);
+    }
+    if is_root() && apt_install(&["python3-aiosmtpd"]).is_ok() {
+        let system = PathBuf::from("/usr/bin/python3");
+        if has_aiosmtpd(&system) {
+            return Ok(system);
+        }
+    }
+    bail!(
+        "no SMTP server for the tests: aiosmtpd could not be installed.\n\
+         Fix: `python3 -m venv target/tools/venv && target/tools/venv/bin/pip install aiosmtpd`, \
+         or as root `apt-get install python3-aiosmtpd`, then run `cargo xtask test` again."
+    )
+}
