@@ -44,7 +44,11 @@ pub(crate) fn smtp_server_python() -> Result<PathBuf> {
     if let Some(p) = std::env::var_os("OPSCOM_TEST_PYTHON") {
         candidates.push(p.into());
     }
-    candidates.extend([venv_python.clone(), "/usr/bin/python3".into(), "python3".into()]);
+    candidates.extend([
+        venv_python.clone(),
+        "/usr/bin/python3".into(),
+        "python3".into(),
+    ]);
     if let Some(found) = candidates.iter().find(|p| has_aiosmtpd(p)) {
         return Ok(found.clone());
     }

@@ -4,6 +4,7 @@
 //! `cargo bench -p opscom-csv --bench throughput` generates 200k- and 1M-row files with every
 //! column (some quoting) in a temporary folder, then re-executes itself once per measurement
 //! (`--child raw|validate FILE`) so that VmHWM (from /proc/self/status) is that measurement's own.
+//! Each measurement is the best of `OPSCOM_BENCH_RUNS` (default 5) alternating runs.
 //! Targets: validate ≥ 50% of raw rows/s; peak RSS < 64 MiB for 1M rows.
 
 use std::fs::File;
@@ -14,9 +15,20 @@ use std::time::Instant;
 
 const HEADER: &str = "unique_id,login_source,first_name,last_name,user_name,email,street,city,province,postal_code,street2,city2,province2,postal_code2,phone_cell,user_type_id,employ_no,employee_phone,student_no,student_phone,driver_licence_num,driver_licence_prov,date_of_birth,locker_user_type_id";
 
-const FIRST: &[&str] = &["Jane", "John", "Zoë", "Amélie", "Patrick", "Wei", "Fatima", "Lars"];
-const LAST: &[&str] = &["Doe", "O'Brien", "Smith", "Nguyễn", "García", "Kowalski", "Müller", "Tremblay"];
-const CITY: &[&str] = &["Boston", "Montréal", "Halifax", "Québec", "Springfield", "Toronto"];
+const FIRST: &[&str] = &[
+    "Jane", "John", "Zoë", "Amélie", "Patrick", "Wei", "Fatima", "Lars",
+];
+const LAST: &[&str] = &[
+    "Doe", "O'Brien", "Smith", "Nguyễn", "García", "Kowalski", "Müller", "Tremblay",
+];
+const CITY: &[&str] = &[
+    "Boston",
+    "Montréal",
+    "Halifax",
+    "Québec",
+    "Springfield",
+    "Toronto",
+];
 const PROV: &[&str] = &["MA", "QC", "NS", "ON", "BC", "NY"];
 
 /// A small deterministic generator (xorshift), so every run writes the same files.
@@ -51,7 +63,11 @@ fn generate(path: &Path, rows: u64) -> std::io::Result<()> {
         } else {
             format!("{} Elm Street", rng.next() % 9999)
         };
-        let nick = if rng.chance(5) { "\"Bob \"\"Bobby\"\" Jr\"" } else { first };
+        let nick = if rng.chance(5) {
+            "\"Bob \"\"Bobby\"\" Jr\""
+        } else {
+            first
+        };
         let (street2, city2, prov2, zip2) = if rng.chance(20) {
             ("Unit 4", city, prov, "02134")
         } else {
@@ -65,9 +81,17 @@ fn generate(path: &Path, rows: u64) -> std::io::Result<()> {
             rng.next() % 10,
             rng.next() % 10_000,
             1 + rng.next() % 20,
-            if student { String::new() } else { format!("E{i}") },
+            if student {
+                String::new()
+            } else {
+                format!("E{i}")
+            },
             if student { "" } else { "617-555-0100" },
-            if student { format!("{i}") } else { String::new() },
+            if student {
+                format!("{i}")
+            } else {
+                String::new()
+            },
             if student { "617-555-0199" } else { "" },
             rng.next() % 1_000_000_000,
             50 + rng.next() % 50,
@@ -142,7 +166,11 @@ fn measure(mode: &str, path: &Path) -> Measure {
         .output()
         .expect("run child");
     let stdout = String::from_utf8_lossy(&out.stdout);
-    assert!(out.status.success(), "child {mode} failed: {}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "child {mode} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     let mut parts = stdout.split_whitespace();
     let mut next = || parts.next().unwrap_or("0").to_owned();
     Measure {
@@ -158,9 +186,18 @@ fn main() {
         child(&args[i + 1], Path::new(&args[i + 2]));
         return;
     }
-    let dir: PathBuf = std::env::temp_dir().join(format!("opscom-csv-bench-{}", std::process::id()));
+    let dir: PathBuf =
+        std::env::temp_dir().join(format!("opscom-csv-bench-{}", std::process::id()));
     std::fs::create_dir_all(&dir).expect("temp dir");
-    println!("| rows | file MiB | raw ByteRecord rows/s | validate rows/s | ratio | raw peak RSS MiB | validate peak RSS MiB |");
+    let runs: u32 = std::env::var("OPSCOM_BENCH_RUNS")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(5)
+        .max(1);
+    println!("best of {runs} runs per measurement, each in its own process");
+    println!(
+        "| rows | file MiB | raw ByteRecord rows/s | validate rows/s | ratio | raw peak RSS MiB | validate peak RSS MiB |"
+    );
     println!("|---:|---:|---:|---:|---:|---:|---:|");
     let mut ok = true;
     for rows in [200_000u64, 1_000_000] {
@@ -169,8 +206,19 @@ fn main() {
         let mib = std::fs::metadata(&path).map(|m| m.len()).unwrap_or(0) as f64 / (1 << 20) as f64;
         // Warm the page cache so both reads start equal.
         let _ = std::fs::read(&path);
-        let raw = measure("raw", &path);
-        let val = measure("validate", &path);
+        // Best of `runs` alternating runs: the machine is shared, the minimum is the least noisy.
+        let mut raw = measure("raw", &path);
+        let mut val = measure("validate", &path);
+        for _ in 1..runs {
+            let r = measure("raw", &path);
+            if r.secs < raw.secs {
+                raw = r;
+            }
+            let v = measure("validate", &path);
+            if v.secs < val.secs {
+                val = v;
+            }
+        }
         assert_eq!(raw.rows, rows);
         assert_eq!(val.rows, rows);
         let raw_rate = raw.rows as f64 / raw.secs;

@@ -4,29 +4,91 @@ use serde::Serialize;
 use std::fmt;
 use std::ops::Index;
 
-/// The cells of one record, as uploaded (decoded, untrimmed), stored in one string.
-///
-/// Build one with [`FromIterator`] (`["a", "b"].into_iter().collect::<Cells>()`) or [`Cells::push`].
-#[derive(Clone, Default, PartialEq, Eq, Hash)]
-pub struct Cells {
-    text: String,
-    ends: Vec<usize>,
+/// Cells up to this many keep their bounds inline (a valid header has at most 25 columns).
+const INLINE: usize = 32;
+
+/// Where each cell ends in the text: inline for ordinary rows, on the heap for wide ones.
+#[derive(Clone)]
+enum Ends {
+    Inline { len: u8, ends: [u32; INLINE] },
+    Heap(Vec<u32>),
 }
 
-impl Cells {
-    /// An empty record with room for `bytes` bytes and `cells` cells.
-    pub fn with_capacity(bytes: usize, cells: usize) -> Self {
-        Cells {
-            text: String::with_capacity(bytes),
-            ends: Vec::with_capacity(cells),
+impl Ends {
+    fn as_slice(&self) -> &[u32] {
+        match self {
+            Ends::Inline { len, ends } => &ends[..usize::from(*len)],
+            Ends::Heap(v) => v,
         }
     }
 
-    /// The cells of a parsed record, `None` when it is not valid UTF-8. A trailing CR of the last
-    /// cell (a CRLF line end) is left out.
+    fn push(&mut self, end: u32) {
+        match self {
+            Ends::Inline { len, ends } => {
+                let n = usize::from(*len);
+                if n < INLINE {
+                    ends[n] = end;
+                    *len += 1;
+                } else {
+                    let mut v = ends.to_vec();
+                    v.push(end);
+                    *self = Ends::Heap(v);
+                }
+            }
+            Ends::Heap(v) => v.push(end),
+        }
+    }
+
+    fn set_last(&mut self, end: u32) {
+        match self {
+            Ends::Inline { len, ends } => {
+                if let Some(last) = ends[..usize::from(*len)].last_mut() {
+                    *last = end;
+                }
+            }
+            Ends::Heap(v) => {
+                if let Some(last) = v.last_mut() {
+                    *last = end;
+                }
+            }
+        }
+    }
+}
+
+impl Default for Ends {
+    fn default() -> Self {
+        Ends::Inline {
+            len: 0,
+            ends: [0; INLINE],
+        }
+    }
+}
+
+/// The cells of one record, as uploaded (decoded, untrimmed), stored in one string.
+///
+/// Build one with [`FromIterator`] (`["a", "b"].into_iter().collect::<Cells>()`) or [`Cells::push`].
+/// A record holds at most 4 GiB of text.
+#[derive(Clone, Default)]
+pub struct Cells {
+    text: String,
+    ends: Ends,
+}
+
+impl Cells {
+    /// An empty record with room for `bytes` bytes.
+    pub fn with_capacity(bytes: usize) -> Self {
+        Cells {
+            text: String::with_capacity(bytes),
+            ends: Ends::default(),
+        }
+    }
+
+    /// The cells of a parsed record, `None` when it is not valid UTF-8 (or over 4 GiB). A
+    /// trailing CR of the last cell (a CRLF line end) is left out.
     pub(crate) fn from_record(record: &csv::ByteRecord) -> Option<Self> {
         let text = simdutf8::basic::from_utf8(record.as_slice()).ok()?;
-        let mut ends = Vec::with_capacity(record.len());
+        u32::try_from(text.len()).ok()?;
+        let mut ends = Ends::default();
         let mut end = 0;
         for field in record {
             end += field.len();
@@ -34,14 +96,17 @@ impl Cells {
             if !text.is_char_boundary(end) {
                 return None;
             }
-            ends.push(end);
+            ends.push(end as u32);
         }
-        let n = ends.len();
-        if n > 0 {
-            let start = if n == 1 { 0 } else { ends[n - 2] };
-            let end = ends[n - 1];
-            if end > start && text.as_bytes().get(end - 1) == Some(&b'\r') {
-                ends[n - 1] = end - 1;
+        let bounds = ends.as_slice();
+        if let Some(&last) = bounds.last() {
+            let start = if bounds.len() == 1 {
+                0
+            } else {
+                bounds[bounds.len() - 2]
+            };
+            if last > start && text.as_bytes().get(last as usize - 1) == Some(&b'\r') {
+                ends.set_last(last - 1);
             }
         }
         Some(Cells {
@@ -53,30 +118,33 @@ impl Cells {
     /// Appends a cell.
     pub fn push(&mut self, cell: &str) {
         self.text.push_str(cell);
-        self.ends.push(self.text.len());
+        self.ends
+            .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
     }
 
     /// The number of cells.
     pub fn len(&self) -> usize {
-        self.ends.len()
+        self.ends.as_slice().len()
     }
 
     /// Whether there are no cells.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ends.as_slice().is_empty()
     }
 
     /// The cell at `i`.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let end = *self.ends.get(i)?;
-        let start = if i == 0 { 0 } else { self.ends[i - 1] };
+        let ends = self.ends.as_slice();
+        let end = *ends.get(i)? as usize;
+        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
         self.text.get(start..end)
     }
 
     /// The cells in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         let mut start = 0;
-        self.ends.iter().map(move |&end| {
+        self.ends.as_slice().iter().map(move |&end| {
+            let end = end as usize;
             let cell = self.text.get(start..end).unwrap_or_default();
             start = end;
             cell
@@ -108,6 +176,23 @@ impl<S: AsRef<str>> FromIterator<S> for Cells {
             cells.push(s.as_ref());
         }
         cells
+    }
+}
+
+impl PartialEq for Cells {
+    fn eq(&self, other: &Cells) -> bool {
+        self.len() == other.len() && self.iter().eq(other.iter())
+    }
+}
+
+impl Eq for Cells {}
+
+impl std::hash::Hash for Cells {
+    fn hash<H: std::hash::Hasher>(&self, state: &mut H) {
+        self.len().hash(state);
+        for cell in self.iter() {
+            cell.hash(state);
+        }
     }
 }
 
@@ -148,5 +233,10 @@ mod tests {
         assert_eq!(cells.get(3), None);
         assert_eq!(cells, vec!["a", "", "ßé,\n"]);
         assert_eq!(format!("{cells:?}"), r#"["a", "", "ßé,\n"]"#);
+        let wide: Cells = (0..40).map(|i| i.to_string()).collect();
+        assert_eq!(wide.len(), 40);
+        assert_eq!(wide.get(39), Some("39"));
+        assert_eq!(wide.iter().nth(35), Some("35"));
+        assert_eq!(wide, (0..40).map(|i| i.to_string()).collect::<Vec<_>>());
     }
 }

@@ -52,7 +52,15 @@ mod tests {
 
     #[test]
     fn ordinary_values_are_untouched() {
-        for v in ["", "O'Brien", "'quoted'", "a=b", "1-2", "jane@acme.edu", "''"] {
+        for v in [
+            "",
+            "O'Brien",
+            "'quoted'",
+            "a=b",
+            "1-2",
+            "jane@acme.edu",
+            "''",
+        ] {
             assert_eq!(neutralise(v), v);
             assert_eq!(restore(v), v);
         }

@@ -58,9 +58,9 @@ impl HeaderMap {
                 names.push(name.to_owned());
                 continue;
             } else if let Some(attr) = opscom_schema::lookup(name) {
-                let other = columns.iter().position(
-                    |c| matches!(c, Column::Attribute(a) if a.key == attr.key),
-                );
+                let other = columns
+                    .iter()
+                    .position(|c| matches!(c, Column::Attribute(a) if a.key == attr.key));
                 if let Some(other) = other {
                     problems.push((
                         RejectionKind::AmbiguousHeader,
@@ -162,10 +162,13 @@ impl HeaderMap {
 
     /// The mapped attributes with their column, by position.
     pub fn attributes(&self) -> impl Iterator<Item = (usize, &'static Attribute)> + '_ {
-        self.columns.iter().enumerate().filter_map(|(i, c)| match c {
-            Column::Attribute(a) => Some((i, *a)),
-            Column::ImportError => None,
-        })
+        self.columns
+            .iter()
+            .enumerate()
+            .filter_map(|(i, c)| match c {
+                Column::Attribute(a) => Some((i, *a)),
+                Column::ImportError => None,
+            })
     }
 }
 
@@ -198,9 +201,16 @@ mod tests {
 
     #[test]
     fn maps_exact_names_after_bom_and_spaces() {
-        let map =
-            HeaderMap::from_header(&["\u{feff}unique_id", " login_source ", "state", "import_error"], 1)
-                .unwrap();
+        let map = HeaderMap::from_header(
+            &[
+                "\u{feff}unique_id",
+                " login_source ",
+                "state",
+                "import_error",
+            ],
+            1,
+        )
+        .unwrap();
         assert_eq!(map.len(), 4);
         assert_eq!(map.attribute(2).unwrap().key, "province");
         assert_eq!(map.name(2), Some("state"));
@@ -213,7 +223,11 @@ mod tests {
     fn unknown_header_names_the_nearest() {
         let r = reject(&["unique_id", "login_source", "Email"]);
         assert_eq!(r.kind, RejectionKind::UnknownHeader);
-        assert!(r.reason.contains("`Email` is not a column name; did you mean `email`?"), "{r}");
+        assert!(
+            r.reason
+                .contains("`Email` is not a column name; did you mean `email`?"),
+            "{r}"
+        );
         assert_eq!(r.line, Some(1));
     }
 
@@ -221,7 +235,11 @@ mod tests {
     fn two_names_of_one_attribute() {
         let r = reject(&["unique_id", "login_source", "province", "state"]);
         assert_eq!(r.kind, RejectionKind::AmbiguousHeader);
-        assert!(r.reason.contains("`province` (column 3) and `state` (column 4)"), "{r}");
+        assert!(
+            r.reason
+                .contains("`province` (column 3) and `state` (column 4)"),
+            "{r}"
+        );
     }
 
     #[test]

@@ -2,17 +2,16 @@
 
 use crate::cells::Cells;
 use crate::error::{FileError, Rejection, RejectionKind, SAVE_AS_CSV_UTF8};
+use crate::formula;
 use crate::header::HeaderMap;
 use crate::sniff::{self, Encoding, SniffError};
 use crate::validate::{RowProblem, check_value, is_id_key, trim};
-use crate::formula;
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use opscom_schema::Limit;
 use serde::Serialize;
 use std::collections::HashMap;
 use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io::{self, Read, Seek, SeekFrom};
-use std::sync::Arc;
 
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -83,9 +82,62 @@ impl RowOutcome {
     }
 }
 
-/// The JSON key of each column of a file (`None` for the ignored `import_error` column), shared
-/// by every row of the file.
-pub type ColumnKeys = Arc<[Option<&'static str>]>;
+/// The attribute of each column of a file (none for the ignored `import_error` column): a small
+/// copyable table, so that a row carries it without an allocation.
+#[derive(Clone, Copy, PartialEq, Eq)]
+pub struct ColumnKeys {
+    /// Index into [`opscom_schema::ATTRIBUTES`] per column; `NONE` for no attribute.
+    index: [u8; KEYS],
+    len: u8,
+}
+
+const KEYS: usize = 32;
+const NONE: u8 = u8::MAX;
+
+impl ColumnKeys {
+    /// The table for columns holding the attributes with these JSON keys (`None`, or a key
+    /// the schema does not know, for an ignored column). At most 32 columns are kept: a valid
+    /// header has at most 25.
+    pub fn new(keys: &[Option<&str>]) -> Self {
+        let mut index = [NONE; KEYS];
+        for (slot, key) in index.iter_mut().zip(keys) {
+            *slot = key
+                .and_then(|k| opscom_schema::ATTRIBUTES.iter().position(|a| a.key == k))
+                .and_then(|i| u8::try_from(i).ok())
+                .unwrap_or(NONE);
+        }
+        ColumnKeys {
+            index,
+            len: keys.len().min(KEYS) as u8,
+        }
+    }
+
+    /// The JSON key of column `i`.
+    pub fn key(&self, i: usize) -> Option<&'static str> {
+        let index = *self.index[..usize::from(self.len)].get(i)?;
+        opscom_schema::ATTRIBUTES
+            .get(usize::from(index))
+            .map(|a| a.key)
+    }
+
+    /// The number of columns.
+    pub fn len(&self) -> usize {
+        usize::from(self.len)
+    }
+
+    /// Whether there are no columns.
+    pub fn is_empty(&self) -> bool {
+        self.len == 0
+    }
+}
+
+impl std::fmt::Debug for ColumnKeys {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_list()
+            .entries((0..self.len()).map(|i| self.key(i)))
+            .finish()
+    }
+}
 
 /// A row that passed every check.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
@@ -116,16 +168,11 @@ impl ValidRow {
     /// The mapped, non-empty values to send: `(JSON key, trimmed value)`, in column order.
     /// Empty cells are left out: they never clear a value OPSCOM holds.
     pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
-        self.keys
-            .iter()
-            .zip(self.raw.iter())
-            .filter_map(|(key, cell)| {
-                let value = trim(cell);
-                match key {
-                    Some(key) if !value.is_empty() => Some((*key, value)),
-                    _ => None,
-                }
-            })
+        self.raw.iter().enumerate().filter_map(|(i, cell)| {
+            let key = self.keys.key(i)?;
+            let value = trim(cell);
+            (!value.is_empty()).then_some((key, value))
+        })
     }
 
     /// The trimmed value of the attribute with JSON key `key`, if the row has one.
@@ -164,7 +211,9 @@ impl InvalidRow {
 
     /// Whether any problem looks like damage done by Excel.
     pub fn looks_like_excel_damage(&self) -> bool {
-        self.problems.iter().any(RowProblem::looks_like_excel_damage)
+        self.problems
+            .iter()
+            .any(RowProblem::looks_like_excel_damage)
     }
 }
 
@@ -318,7 +367,11 @@ impl<R: Read + Seek> ImportFile<R> {
     ///
     /// `display_name` names the file in errors. A content problem is a
     /// [`crate::ErrorKind::Rejected`], an unreadable file a [`crate::ErrorKind::Io`].
-    pub fn open(mut reader: R, display_name: &str, options: &ReadOptions) -> Result<Self, FileError> {
+    pub fn open(
+        mut reader: R,
+        display_name: &str,
+        options: &ReadOptions,
+    ) -> Result<Self, FileError> {
         let io_err = |e| FileError::io(display_name, e);
         let sniffed = match sniff::sniff(&mut reader, options.max_file_bytes) {
             Ok(s) => s,
@@ -363,7 +416,7 @@ impl<R: Read + Seek> ImportFile<R> {
             map: HeaderMap::default(),
             restore: false,
             plan: Vec::new(),
-            keys: Arc::from(Vec::new()),
+            keys: ColumnKeys::new(&[]),
             encoding,
             max_record_bytes,
             seen: HashMap::default(),
@@ -377,7 +430,13 @@ impl<R: Read + Seek> ImportFile<R> {
 }
 
 impl<R: Read> ImportFile<R> {
-    fn reject(&self, kind: RejectionKind, line: Option<u64>, reason: String, fix: &str) -> FileError {
+    fn reject(
+        &self,
+        kind: RejectionKind,
+        line: Option<u64>,
+        reason: String,
+        fix: &str,
+    ) -> FileError {
         FileError::rejected(&self.name, Rejection::new(kind, line, reason, fix))
     }
 
@@ -461,7 +520,7 @@ impl<R: Read> ImportFile<R> {
         if !self.restore {
             return Ok(cells);
         }
-        let mut restored = Cells::with_capacity(self.record.as_slice().len(), cells.len());
+        let mut restored = Cells::with_capacity(self.record.as_slice().len());
         for cell in cells.iter() {
             restored.push(&formula::restore(cell));
         }
@@ -501,7 +560,11 @@ impl<R: Read> ImportFile<R> {
         }
         if cells.len() == 1 {
             let text = &cells[0];
-            let candidates = [(';', "semicolons (`;`)"), ('\t', "tabs"), ('|', "vertical bars (`|`)")];
+            let candidates = [
+                (';', "semicolons (`;`)"),
+                ('\t', "tabs"),
+                ('|', "vertical bars (`|`)"),
+            ];
             if let Some((_, name)) = candidates
                 .iter()
                 .map(|(c, name)| (text.matches(*c).count(), name))
@@ -540,9 +603,10 @@ impl<R: Read> ImportFile<R> {
                 })
             })
             .collect();
-        self.keys = (0..self.map.len())
+        let keys: Vec<Option<&str>> = (0..self.map.len())
             .map(|i| self.map.attribute(i).map(|a| a.key))
             .collect();
+        self.keys = ColumnKeys::new(&keys);
         Ok(())
     }
 
@@ -644,7 +708,7 @@ impl<R: Read> ImportFile<R> {
             });
         }
         let mut problems = Vec::new();
-        for (i, (plan, cell)) in self.plan.iter().zip(raw.iter()).enumerate() {
+        for (plan, cell) in self.plan.iter().zip(raw.iter()) {
             let Some(plan) = plan else {
                 continue;
             };
@@ -688,7 +752,7 @@ impl<R: Read> ImportFile<R> {
                 line,
                 record,
                 raw,
-                keys: Arc::clone(&self.keys),
+                keys: self.keys,
             })
         } else {
             RowOutcome::Invalid(InvalidRow {

@@ -190,7 +190,10 @@ fn line_at<R: Read + Seek>(reader: &mut R, start: u64, offset: u64) -> Result<u6
 }
 
 /// UTF-8 (with or without BOM) or, failing validation without a BOM, Windows-1252.
-fn scan_bytes<R: Read + Seek>(reader: &mut R, mut encoding: Encoding) -> Result<Sniffed, SniffError> {
+fn scan_bytes<R: Read + Seek>(
+    reader: &mut R,
+    mut encoding: Encoding,
+) -> Result<Sniffed, SniffError> {
     let start = encoding.bom_len();
     let mut buf = vec![0u8; CHUNK + 4];
     let mut carry = 0usize; // bytes of an incomplete UTF-8 sequence kept at the front
@@ -221,7 +224,9 @@ fn scan_bytes<R: Read + Seek>(reader: &mut R, mut encoding: Encoding) -> Result<
                     return Err(reject(
                         RejectionKind::Encoding,
                         Some(line),
-                        format!("The file starts with a UTF-8 byte-order mark, but line {line} is not valid UTF-8."),
+                        format!(
+                            "The file starts with a UTF-8 byte-order mark, but line {line} is not valid UTF-8."
+                        ),
                         SAVE_AS_CSV_UTF8,
                     ));
                 } else {
@@ -275,7 +280,9 @@ fn scan_utf16<R: Read>(
                     return Err(reject(
                         RejectionKind::Encoding,
                         Some(line),
-                        format!("The file starts with a {encoding} byte-order mark, but line {line} is not valid {encoding} text."),
+                        format!(
+                            "The file starts with a {encoding} byte-order mark, but line {line} is not valid {encoding} text."
+                        ),
                         SAVE_AS_CSV_UTF8,
                     ));
                 }

@@ -224,7 +224,11 @@ impl fmt::Display for RowProblem {
                         Quoted(value)
                     )
                 } else if is_date_shape(value) {
-                    write!(f, "`{column}` is {}, a date that does not exist", Quoted(value))
+                    write!(
+                        f,
+                        "`{column}` is {}, a date that does not exist",
+                        Quoted(value)
+                    )
                 } else {
                     write!(
                         f,
@@ -371,7 +375,9 @@ fn is_plain_email(value: &str) -> bool {
     }
     let mut prev = b'.'; // a dot may not start the local part
     for &b in local {
-        let ok = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'%' | b'+' | b'-') || (b == b'.' && prev != b'.');
+        let ok = b.is_ascii_alphanumeric()
+            || matches!(b, b'_' | b'%' | b'+' | b'-')
+            || (b == b'.' && prev != b'.');
         if !ok {
             return false;
         }
@@ -469,8 +475,19 @@ mod tests {
             assert!(is_date(d), "{d}");
         }
         for d in [
-            "1900-02-29", "2023-02-29", "2024-13-01", "2024-04-31", "2024-00-10", "2024-01-00",
-            "0000-01-01", "1990-1-15", "1/15/1990", "19900115", "", "2024-01-0a", "２０２４-01-01",
+            "1900-02-29",
+            "2023-02-29",
+            "2024-13-01",
+            "2024-04-31",
+            "2024-00-10",
+            "2024-01-00",
+            "0000-01-01",
+            "1990-1-15",
+            "1/15/1990",
+            "19900115",
+            "",
+            "2024-01-0a",
+            "２０２４-01-01",
         ] {
             assert!(!is_date(d), "{d}");
         }
@@ -498,25 +515,68 @@ mod tests {
             allow_long_local_parts: false,
         };
         let samples = [
-            "jane@acme.edu", "a.b-c+d%e_f@x-y.example.co.uk", "x@1.2", "j@a.b",
-            &format!("{}@acme.edu", "a".repeat(64)), &format!("a@{}.com", "b".repeat(63)),
+            "jane@acme.edu",
+            "a.b-c+d%e_f@x-y.example.co.uk",
+            "x@1.2",
+            "j@a.b",
+            &format!("{}@acme.edu", "a".repeat(64)),
+            &format!("a@{}.com", "b".repeat(63)),
         ];
         for e in samples {
             assert!(is_plain_email(e), "{e}");
-            assert!(email_address::EmailAddress::parse_with_options(e, options).is_ok(), "{e}");
+            assert!(
+                email_address::EmailAddress::parse_with_options(e, options).is_ok(),
+                "{e}"
+            );
         }
-        for e in [".a@acme.edu", "a.@acme.edu", "a..b@acme.edu", "a@-x.com", "a@x-.com", "a@x", "a@x..com",
-            &format!("{}@acme.edu", "a".repeat(65)), &format!("a@{}.com", "b".repeat(64))] {
+        for e in [
+            ".a@acme.edu",
+            "a.@acme.edu",
+            "a..b@acme.edu",
+            "a@-x.com",
+            "a@x-.com",
+            "a@x",
+            "a@x..com",
+            &format!("{}@acme.edu", "a".repeat(65)),
+            &format!("a@{}.com", "b".repeat(64)),
+        ] {
             assert!(!is_plain_email(e), "{e}");
+        }
+    }
+
+    proptest::proptest! {
+        #[test]
+        fn plain_email_accepts_only_what_the_parser_accepts(e in "[a-zA-Z0-9._%+@-]{1,12}(\\.[a-z0-9-]{0,5}){0,3}") {
+            let options = email_address::Options {
+                minimum_sub_domains: 2,
+                allow_domain_literal: false,
+                allow_display_text: false,
+                allow_long_local_parts: false,
+            };
+            if is_plain_email(&e) {
+                proptest::prop_assert!(email_address::EmailAddress::parse_with_options(&e, options).is_ok(), "{}", e);
+            }
         }
     }
 
     #[test]
     fn email_syntax() {
-        for e in ["jane@acme.edu", "o'brien+tag@mail.example.org", "zoë@exämple.com"] {
+        for e in [
+            "jane@acme.edu",
+            "o'brien+tag@mail.example.org",
+            "zoë@exämple.com",
+        ] {
             assert!(is_email(e), "{e}");
         }
-        for e in ["jane", "jane@", "@acme.edu", "jane@localhost", "Jane <jane@acme.edu>", "a b@c.de", "jane@@acme.edu"] {
+        for e in [
+            "jane",
+            "jane@",
+            "@acme.edu",
+            "jane@localhost",
+            "Jane <jane@acme.edu>",
+            "a b@c.de",
+            "jane@@acme.edu",
+        ] {
             assert!(!is_email(e), "{e}");
         }
     }

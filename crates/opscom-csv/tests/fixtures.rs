@@ -1,9 +1,7 @@
 //! Data-driven tests: one fixture file per rule under `tests/fixtures/`, its expected outcome in
 //! the tables below.
 
-use opscom_csv::{
-    Encoding, FileError, ImportFile, ReadOptions, RejectionKind, RowOutcome,
-};
+use opscom_csv::{Encoding, FileError, ImportFile, ReadOptions, RejectionKind, RowOutcome};
 use std::fs::File;
 use std::path::PathBuf;
 
@@ -71,7 +69,10 @@ fn check_rows(name: &str, got: &[RowOutcome], want: &[RowExpect]) {
             (None, None) => {}
             (Some(reason), Some(parts)) => {
                 for part in *parts {
-                    assert!(reason.contains(part), "{name} line {line}: {reason:?} lacks {part:?}");
+                    assert!(
+                        reason.contains(part),
+                        "{name} line {line}: {reason:?} lacks {part:?}"
+                    );
                 }
             }
             _ => panic!("{name} line {line}: got {reason:?}, want {want_reason:?}"),
@@ -124,7 +125,11 @@ fn files_that_read() {
     ];
     for (name, encoding, rows) in table {
         let got = read(name, &ReadOptions::default());
-        assert!(got.error.is_none(), "{name}: {:?}", got.error.map(|e| e.to_string()));
+        assert!(
+            got.error.is_none(),
+            "{name}: {:?}",
+            got.error.map(|e| e.to_string())
+        );
         let (enc, _, _) = got.file.as_ref().unwrap();
         assert_eq!(enc, encoding, "{name}");
         if !rows.is_empty() {
@@ -148,7 +153,13 @@ fn values_are_decoded_trimmed_and_sent_only_when_not_empty() {
     let fields: Vec<_> = row.fields().collect();
     assert_eq!(
         fields,
-        [("unique_id", "1002"), ("login_source", "OPSCOM"), ("first_name", "John"), ("last_name", "Smith"), ("province", "ON")]
+        [
+            ("unique_id", "1002"),
+            ("login_source", "OPSCOM"),
+            ("first_name", "John"),
+            ("last_name", "Smith"),
+            ("province", "ON")
+        ]
     );
     assert_eq!(row.unique_id(), "1002");
     assert_eq!(valid(&got.rows[2]).value("first_name"), Some("Zoë"));
@@ -161,7 +172,10 @@ fn windows_1252_bytes_late_in_the_file_are_read_correctly() {
     assert_eq!(got.rows.len(), 3002);
     assert!(got.rows.iter().all(|r| matches!(r, RowOutcome::Valid(_))));
     let obrien = valid(&got.rows[3000]);
-    assert_eq!((obrien.line, obrien.value("last_name")), (3002, Some("O’Brien")));
+    assert_eq!(
+        (obrien.line, obrien.value("last_name")),
+        (3002, Some("O’Brien"))
+    );
     let zoe = valid(&got.rows[3001]);
     assert_eq!(zoe.value("first_name"), Some("Zoë"));
     assert_eq!(zoe.value("last_name"), Some("Café"));
@@ -173,23 +187,47 @@ fn windows_1252_bytes_late_in_the_file_are_read_correctly() {
 fn utf16_and_bom_files_decode_to_the_same_text() {
     for name in ["utf16le_bom.csv", "utf16be_bom.csv"] {
         let got = read(name, &ReadOptions::default());
-        assert_eq!(got.file.as_ref().unwrap().1, ["unique_id", "login_source", "first_name", "city"]);
-        assert_eq!(valid(&got.rows[0]).value("city"), Some("Montréal"), "{name}");
-        assert_eq!(valid(&got.rows[1]).value("first_name"), Some("日本"), "{name}");
-        assert_eq!(valid(&got.rows[1]).value("city"), Some("Québec, QC"), "{name}");
+        assert_eq!(
+            got.file.as_ref().unwrap().1,
+            ["unique_id", "login_source", "first_name", "city"]
+        );
+        assert_eq!(
+            valid(&got.rows[0]).value("city"),
+            Some("Montréal"),
+            "{name}"
+        );
+        assert_eq!(
+            valid(&got.rows[1]).value("first_name"),
+            Some("日本"),
+            "{name}"
+        );
+        assert_eq!(
+            valid(&got.rows[1]).value("city"),
+            Some("Québec, QC"),
+            "{name}"
+        );
     }
     let got = read("utf8_bom_excel.csv", &ReadOptions::default());
     // BOM removed, spaces kept: the failure CSV repeats the header as uploaded.
-    assert_eq!(got.file.unwrap().1, [" unique_id ", " login_source ", "first_name", "email"]);
+    assert_eq!(
+        got.file.unwrap().1,
+        [" unique_id ", " login_source ", "first_name", "email"]
+    );
     assert_eq!(valid(&got.rows[1]).value("first_name"), Some("O’Brien"));
 }
 
 #[test]
 fn quoted_commas_quotes_and_newlines() {
     let got = read("crlf_quoted_newlines.csv", &ReadOptions::default());
-    assert_eq!(valid(&got.rows[0]).value("street"), Some("12 Main St, Apt 4"));
+    assert_eq!(
+        valid(&got.rows[0]).value("street"),
+        Some("12 Main St, Apt 4")
+    );
     let bob = valid(&got.rows[1]);
-    assert_eq!(bob.value("street"), Some("line one\r\nline two\r\nline three"));
+    assert_eq!(
+        bob.value("street"),
+        Some("line one\r\nline two\r\nline three")
+    );
     assert_eq!(bob.value("first_name"), Some("Bob \"Bobby\" Jr"));
 }
 
@@ -243,7 +281,9 @@ fn files_rejected_whole() {
     ];
     for (name, options, kind, line, parts) in table {
         let got = read(name, options);
-        let err = got.error.unwrap_or_else(|| panic!("{name} was not rejected"));
+        let err = got
+            .error
+            .unwrap_or_else(|| panic!("{name} was not rejected"));
         assert!(!err.is_io(), "{name}: {err}");
         let rejection = err.rejection().unwrap();
         assert_eq!(rejection.kind, *kind, "{name}: {err}");
@@ -254,13 +294,20 @@ fn files_rejected_whole() {
         for part in *parts {
             assert!(text.contains(part), "{name}: {text:?} lacks {part:?}");
         }
-        assert!(got.rows.iter().all(|r| matches!(r, RowOutcome::Valid(_))), "{name}");
+        assert!(
+            got.rows.iter().all(|r| matches!(r, RowOutcome::Valid(_))),
+            "{name}"
+        );
     }
 }
 
 #[test]
 fn rereading_gives_identical_outcomes() {
-    for name in ["row_rules.csv", "windows1252_late.csv", "crlf_quoted_newlines.csv"] {
+    for name in [
+        "row_rules.csv",
+        "windows1252_late.csv",
+        "crlf_quoted_newlines.csv",
+    ] {
         let a = read(name, &ReadOptions::default()).rows;
         let b = read(name, &ReadOptions::default()).rows;
         assert_eq!(a, b, "{name}");
@@ -279,11 +326,15 @@ fn excel_damage_is_flagged_and_summaries_serialise() {
         })
         .collect();
     assert_eq!(damaged, [6, 8, 10]);
-    let RowOutcome::Invalid(row) = &got.rows[1] else { panic!() };
+    let RowOutcome::Invalid(row) = &got.rows[1] else {
+        panic!()
+    };
     let json = serde_json::to_value(&row.problems[0]).unwrap();
     assert_eq!(json["kind"], "too_long");
     assert_eq!(json["column"], "first_name");
-    let err = read("semicolon.csv", &ReadOptions::default()).error.unwrap();
+    let err = read("semicolon.csv", &ReadOptions::default())
+        .error
+        .unwrap();
     let json = serde_json::to_value(err.summary()).unwrap();
     assert_eq!(json["kind"], "rejected");
     assert_eq!(json["category"], "delimiter");

@@ -8,7 +8,9 @@ use std::io::Cursor;
 
 /// The same shape as the library's scientific-notation check (`1.23E+11`).
 fn looks_scientific(s: &str) -> bool {
-    let Some((m, e)) = s.split_once(['E', 'e']) else { return false };
+    let Some((m, e)) = s.split_once(['E', 'e']) else {
+        return false;
+    };
     let digits = |s: &str| !s.is_empty() && s.bytes().all(|b| b.is_ascii_digit());
     let e = e.strip_prefix('+').unwrap_or(e);
     let m_ok = match m.split_once(['.', ',']) {
@@ -75,13 +77,16 @@ fn to_csv(header: &[&str], rows: &[Vec<String>]) -> Vec<u8> {
 fn read_all(bytes: Vec<u8>) -> Vec<RowOutcome> {
     let mut file = ImportFile::open(Cursor::new(bytes), "p.csv", &ReadOptions::default())
         .unwrap_or_else(|e| panic!("{e}"));
-    file.by_ref().collect::<Result<Vec<_>, _>>().unwrap_or_else(|e| panic!("{e}"))
+    file.by_ref()
+        .collect::<Result<Vec<_>, _>>()
+        .unwrap_or_else(|e| panic!("{e}"))
 }
 
 /// The columns of a file: the required ones and a random subset of the others, shuffled.
 fn columns() -> impl Strategy<Value = Vec<&'static Attribute>> {
-    let optional: Vec<&'static Attribute> =
-        opscom_schema::attributes().filter(|a| !a.required).collect();
+    let optional: Vec<&'static Attribute> = opscom_schema::attributes()
+        .filter(|a| !a.required)
+        .collect();
     proptest::sample::subsequence(optional.clone(), 0..=optional.len())
         .prop_map(|mut cols| {
             let mut all: Vec<&'static Attribute> =

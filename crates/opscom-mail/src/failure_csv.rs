@@ -101,6 +101,17 @@ impl<W: Write> FailureCsvWriter<W> {
             })
     }
 
+    /// Pushes every row written so far to the destination (a resumable report needs each row on
+    /// disk before it is journalled).
+    pub fn flush(&mut self) -> std::io::Result<()> {
+        self.writer.flush()
+    }
+
+    /// The destination.
+    pub fn get_ref(&self) -> &W {
+        self.writer.get_ref()
+    }
+
     /// How many failed rows were written so far.
     pub fn rows_written(&self) -> u64 {
         self.rows

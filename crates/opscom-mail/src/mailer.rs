@@ -130,6 +130,12 @@ pub trait Mailer: Send + Sync {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), MailError>;
 }
 
+impl std::fmt::Debug for dyn Mailer {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("dyn Mailer")
+    }
+}
+
 #[async_trait::async_trait]
 impl<M: Mailer + ?Sized> Mailer for &M {
     async fn send(&self, message: &OutgoingMessage) -> Result<(), MailError> {

@@ -229,7 +229,12 @@ fn absolute(base: &Path, p: PathBuf) -> PathBuf {
     if p.is_absolute() { p } else { base.join(p) }
 }
 
-fn check(raw: RawConfig, base: &Path, env: &dyn Environment, problems: &mut Vec<Problem>) -> Config {
+fn check(
+    raw: RawConfig,
+    base: &Path,
+    env: &dyn Environment,
+    problems: &mut Vec<Problem>,
+) -> Config {
     let mut problem = |key: &str, reason: String| {
         problems.push(Problem {
             key: key.to_owned(),
@@ -240,13 +245,24 @@ fn check(raw: RawConfig, base: &Path, env: &dyn Environment, problems: &mut Vec<
 
     let mut schedule = Schedule::default();
     for (key, value, slot) in [
-        ("schedule.interval", &raw.schedule.interval, &mut schedule.interval),
-        ("schedule.settle", &raw.schedule.settle, &mut schedule.settle),
+        (
+            "schedule.interval",
+            &raw.schedule.interval,
+            &mut schedule.interval,
+        ),
+        (
+            "schedule.settle",
+            &raw.schedule.settle,
+            &mut schedule.settle,
+        ),
     ] {
         if let Some(v) = value {
             match humantime::parse_duration(v) {
                 Ok(d) => *slot = d,
-                Err(e) => problem(key, format!("`{v}` is not a duration like \"5m\" or \"10s\": {e}")),
+                Err(e) => problem(
+                    key,
+                    format!("`{v}` is not a duration like \"5m\" or \"10s\": {e}"),
+                ),
             }
         }
     }
@@ -278,12 +294,22 @@ fn check(raw: RawConfig, base: &Path, env: &dyn Environment, problems: &mut Vec<
             dir: absolute(base, dir),
         },
         (Some(_), Some(_)) => {
-            problem("mail", "give either smtp_url or outbox_dir, not both".into());
-            MailSettings::Outbox { dir: PathBuf::new() }
+            problem(
+                "mail",
+                "give either smtp_url or outbox_dir, not both".into(),
+            );
+            MailSettings::Outbox {
+                dir: PathBuf::new(),
+            }
         }
         (None, None) => {
-            problem("mail", "give smtp_url (or outbox_dir to write .eml files)".into());
-            MailSettings::Outbox { dir: PathBuf::new() }
+            problem(
+                "mail",
+                "give smtp_url (or outbox_dir to write .eml files)".into(),
+            );
+            MailSettings::Outbox {
+                dir: PathBuf::new(),
+            }
         }
     };
 
@@ -316,12 +342,18 @@ fn check(raw: RawConfig, base: &Path, env: &dyn Environment, problems: &mut Vec<
             Ok(m) if m.is_dir() => {}
             Ok(_) => problem(
                 &key("drop_dir"),
-                format!("{} is not a directory (symlinks are not followed)", drop_dir.display()),
+                format!(
+                    "{} is not a directory (symlinks are not followed)",
+                    drop_dir.display()
+                ),
             ),
             Err(e) => problem(&key("drop_dir"), format!("{}: {e}", drop_dir.display())),
         }
         if !drop_dirs.insert(drop_dir.clone()) {
-            problem(&key("drop_dir"), "another tenant has the same drop folder".into());
+            problem(
+                &key("drop_dir"),
+                "another tenant has the same drop folder".into(),
+            );
         }
         let api_url = t.api_url.trim_end_matches('/').to_owned();
         if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
@@ -332,7 +364,10 @@ fn check(raw: RawConfig, base: &Path, env: &dyn Environment, problems: &mut Vec<
         }
         let token = match (t.api_token_env, t.api_token_file, t.api_token) {
             (Some(var), None, None) => env.var(&var).or_else(|| {
-                problem(&key("api_token_env"), format!("environment variable {var} is not set"));
+                problem(
+                    &key("api_token_env"),
+                    format!("environment variable {var} is not set"),
+                );
                 None
             }),
             (None, Some(file), None) => {
@@ -374,7 +409,10 @@ fn check(raw: RawConfig, base: &Path, env: &dyn Environment, problems: &mut Vec<
         }
         let concurrency = t.concurrency.unwrap_or(8);
         if !(1..=256).contains(&concurrency) {
-            problem(&key("concurrency"), format!("{concurrency} is not between 1 and 256"));
+            problem(
+                &key("concurrency"),
+                format!("{concurrency} is not between 1 and 256"),
+            );
         }
         let max_file_size = match t.max_file_size.as_deref().map(parse_size) {
             None => 100 * 1024 * 1024,
@@ -387,7 +425,10 @@ fn check(raw: RawConfig, base: &Path, env: &dyn Environment, problems: &mut Vec<
         let requests_per_second = match t.requests_per_second {
             None => None,
             Some(n) => NonZeroU32::new(n).or_else(|| {
-                problem(&key("requests_per_second"), "must be at least 1 (or left out)".into());
+                problem(
+                    &key("requests_per_second"),
+                    "must be at least 1 (or left out)".into(),
+                );
                 None
             }),
         };

@@ -61,6 +61,12 @@ impl std::fmt::Display for DeferReason {
     }
 }
 
+impl From<opscom_scheduler::FolderError> for DeferReason {
+    fn from(e: opscom_scheduler::FolderError) -> Self {
+        DeferReason::Io(e.to_string())
+    }
+}
+
 impl From<io::Error> for DeferReason {
     fn from(e: io::Error) -> Self {
         DeferReason::Io(e.to_string())
@@ -72,10 +78,8 @@ impl From<io::Error> for DeferReason {
 pub enum FileOutcome {
     /// Archived to `.bak` (imported, imported with failures, or rejected).
     Archived {
-        /// The record appended for it.
+        /// The record appended for it, with its name under `.bak/`.
         record: FileRecord,
-        /// Its name under `.bak/`.
-        archived_as: String,
         /// Whether any push reached the API (ends an outage or a token refusal).
         api_reached: bool,
     },
@@ -172,7 +176,11 @@ struct Job<'a, 'c, A: ?Sized> {
 
 /// The end of a file's processing in this pass, before it is turned into a [`FileOutcome`].
 enum End {
-    Archived { outcome: Outcome, reason: Option<String>, archived_as: String },
+    Archived {
+        outcome: Outcome,
+        reason: Option<String>,
+        archived_as: String,
+    },
     Deferred(DeferReason),
 }
 
@@ -204,10 +212,9 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 archived_as,
             } => {
                 let mut record = record(outcome, reason);
-                record.archived_as = Some(archived_as.clone());
+                record.archived_as = Some(archived_as);
                 FileOutcome::Archived {
                     record,
-                    archived_as,
                     api_reached: self.api_reached,
                 }
             }
@@ -234,7 +241,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
 
     async fn run_inner(&mut self) -> Result<End, DeferReason> {
         let cx = &self.cx;
-        let file = self.claimed.open(cx.folder).map_err(|e| DeferReason::Io(e.to_string()))?;
+        let file = self.claimed.open(cx.folder)?;
         let meta = file.metadata()?;
         if age(&meta, cx.now) < cx.settle {
             return Err(DeferReason::StillChanging);
@@ -258,7 +265,9 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 if check.cut_off && age(&meta, cx.now) < cut_off_grace(cx.settle) {
                     return Err(DeferReason::CutOff);
                 }
-                self.cx.progress.file_started(self.claimed.original_name(), check.rows);
+                self.cx
+                    .progress
+                    .file_started(self.claimed.original_name(), check.rows);
                 check.header
             }
             Err(e) => match e.kind() {
@@ -334,7 +343,12 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 .map_err(|e| DeferReason::Io(e.to_string()))?;
             journal.mark(Mark::ReportSpooled)?;
         }
-        self.commit(journal, marks, Outcome::Rejected, Some(rejection.to_string()))
+        self.commit(
+            journal,
+            marks,
+            Outcome::Rejected,
+            Some(rejection.to_string()),
+        )
     }
 
     /// Record, then archive (the commit point).
@@ -426,7 +440,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 _ = shutdown.wait_for(|stopping| *stopping), if stop.is_none() => {
                     stop = Some(DeferReason::Shutdown);
                 }
-                Some((seq, line, raw, outcome)) = in_flight.next(), if !in_flight.is_empty() => {
+                Some(Pushed { seq, line, raw, outcome }) = in_flight.next(), if !in_flight.is_empty() => {
                     self.cx.progress.row_done();
                     match outcome {
                         PushOutcome::Accepted => {
@@ -439,10 +453,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                             if err.code == Some(9003) {
                                 warn!(tenant = %self.cx.tenant.name, line, "the API could not parse our request (9003): a bug in the importer");
                             }
-                            let category = match err.code {
-                                Some(code) => format!("api-{code}"),
-                                None => "api".to_owned(),
-                            };
+                            let category = report::api_category(&err);
                             let reason = err.to_string();
                             report.write(line, &raw, &reason)?;
                             self.failed += 1;
@@ -479,7 +490,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                         let api = Arc::clone(&api);
                         in_flight.push(async move {
                             let outcome = api.push_user(&user).await;
-                            (seq, row.line, row.raw.to_vec(), outcome)
+                            Pushed { seq, line: row.line, raw: row.raw.to_vec(), outcome }
                         });
                     }
                 },
@@ -489,6 +500,14 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         let _ = reader.await;
         Ok(stop)
     }
+}
+
+/// A push that finished, with what its report row needs.
+struct Pushed {
+    seq: u64,
+    line: u64,
+    raw: Vec<String>,
+    outcome: PushOutcome,
 }
 
 /// What the first pass learned.
@@ -566,13 +585,21 @@ impl ReportFile {
         if let Some(dir) = path.parent() {
             std::fs::create_dir_all(dir)?;
         }
-        let mut file = OpenOptions::new().create(true).truncate(false).write(true).open(path)?;
+        let mut file = OpenOptions::new()
+            .create(true)
+            .truncate(false)
+            .write(true)
+            .open(path)?;
         let header_len = FailureCsvWriter::new(Vec::new(), header)
             .and_then(|w| w.finish())
             .map_err(io::Error::other)?
             .len() as u64;
         // A report that has its header (and maybe rows) is appended to; else it is started afresh.
-        let keep = if resume_len >= header_len { resume_len } else { 0 };
+        let keep = if resume_len >= header_len {
+            resume_len
+        } else {
+            0
+        };
         file.set_len(keep)?;
         file.seek(SeekFrom::Start(keep))?;
         let skip = if keep > 0 { header_len } else { 0 };
@@ -594,8 +621,8 @@ impl ReportFile {
     fn write(&mut self, line: u64, raw: &[String], reason: &str) -> io::Result<()> {
         self.writer
             .write_failure(line, raw, reason)
-            .and_then(|()| self.writer.flush())
             .map_err(io::Error::other)
+            .and_then(|()| self.writer.flush())
     }
 
     /// Bytes in the file so far.
@@ -637,6 +664,8 @@ impl<W: Write> Write for SkipFirst<W> {
 
 impl<W> std::fmt::Debug for SkipFirst<W> {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.debug_struct("SkipFirst").field("written", &self.written).finish()
+        f.debug_struct("SkipFirst")
+            .field("written", &self.written)
+            .finish()
     }
 }

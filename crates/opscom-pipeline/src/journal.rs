@@ -307,7 +307,8 @@ mod tests {
         let (mut j, p) = Journal::open(&path, SNAP).unwrap();
         assert!(p.done.is_empty());
         j.row_ok(1, 2, 0).unwrap();
-        j.row_failed(3, 4, 120, "email", "bad e-mail", None).unwrap();
+        j.row_failed(3, 4, 120, "email", "bad e-mail", None)
+            .unwrap();
         j.row_ok(2, 3, 120).unwrap();
         drop(j);
 

@@ -125,6 +125,9 @@ mod tests {
         records.append(&r).unwrap();
         assert_eq!(records.read_all().unwrap(), [r.clone(), r]);
         let text = std::fs::read_to_string(records.path()).unwrap();
-        assert!(text.contains(r#""outcome":"imported_with_failures""#), "{text}");
+        assert!(
+            text.contains(r#""outcome":"imported_with_failures""#),
+            "{text}"
+        );
     }
 }

@@ -4,7 +4,7 @@
 use std::path::Path;
 use std::time::SystemTime;
 
-use opscom_csv::{InvalidRow, Rejection};
+use opscom_csv::{InvalidRow, Rejection, RowProblem};
 use opscom_mail::{
     ComposeOptions, DelayedReport, DeliveryStats, FailureReport, FailureSummary, Mailer,
     RejectedReport, Report, ReportEnvelope, Spool, SpoolError, TokenRejectedReport, compose,
@@ -131,24 +131,59 @@ impl ReportSink {
     }
 
     /// Sends what waits in the spool, oldest first.
-    pub async fn deliver<M: Mailer + ?Sized>(&self, mailer: &M) -> Result<DeliveryStats, SpoolError> {
+    pub async fn deliver<M: Mailer + ?Sized>(
+        &self,
+        mailer: &M,
+    ) -> Result<DeliveryStats, SpoolError> {
         let mailer = &mailer;
         self.spool.deliver_pending(&mailer).await
     }
 }
 
-/// The grouping key of an invalid row's reason: its first problem's category.
+/// The heading under which an invalid row is grouped in the e-mail: its first problem, in
+/// plain words, with the column (`` `email` is not a valid e-mail address``).
 pub fn category_of(row: &InvalidRow) -> String {
-    row.problems
-        .first()
-        .map_or("invalid row", |p| p.category())
-        .to_owned()
+    let Some(p) = row.problems.first() else {
+        return "invalid row".to_owned();
+    };
+    let col = p.column().unwrap_or_default();
+    match p {
+        RowProblem::FieldCount { .. } => "wrong number of values for the header".to_owned(),
+        RowProblem::RequiredEmpty { .. } => format!("`{col}` is required but empty"),
+        RowProblem::TooLong { limit, .. } => format!("`{col}` is longer than {limit} characters"),
+        RowProblem::NotProvince { .. } => {
+            format!("`{col}` is not a 2-letter province/state abbreviation")
+        }
+        RowProblem::NotDate { .. } => format!("`{col}` is not a date written YYYY-MM-DD"),
+        RowProblem::NotNumericId { .. } => format!("`{col}` is not a numeric id"),
+        RowProblem::NotEmail { .. } => format!("`{col}` is not a valid e-mail address"),
+        RowProblem::ScientificNotation { .. } => {
+            format!("`{col}` is in scientific notation (its digits are lost)")
+        }
+        RowProblem::DuplicateId { .. } => format!("`{col}` repeats an earlier row of the file"),
+        _ => p.category().replace('_', " "),
+    }
 }
 
-/// What makes an invalid row look like Excel damage, for the e-mail's advice.
+/// The heading under which a row the API refused is grouped.
+pub fn api_category(err: &opscom_api::ApiError) -> String {
+    match err.code {
+        Some(code) => format!("refused by OPSCOM: \"{}\" (error {code})", err.message),
+        None => format!("refused by OPSCOM (HTTP {})", err.http_status),
+    }
+}
+
+/// What makes an invalid row look like Excel damage (`dates like 1/15/1990`), if anything.
 pub fn excel_sign(row: &InvalidRow) -> Option<String> {
-    row.problems
-        .iter()
-        .find(|p| p.looks_like_excel_damage())
-        .map(|p| p.to_string())
+    row.problems.iter().find_map(|p| match p {
+        RowProblem::NotDate {
+            value, excel: true, ..
+        } => Some(format!("dates like `{value}`")),
+        RowProblem::NotNumericId {
+            value, excel: true, ..
+        }
+        | RowProblem::ScientificNotation { value, .. } => Some(format!("ids like `{value}`")),
+        p if p.looks_like_excel_damage() => Some(p.to_string()),
+        _ => None,
+    })
 }

@@ -11,9 +11,9 @@ use secrecy::ExposeSecret;
 use tokio::sync::watch;
 use tracing::info;
 
+use crate::Progress;
 use crate::config::{Config, MailSettings, Problem};
 use crate::tenant::{TenantPass, TenantRunner, create_private_dir};
-use crate::Progress;
 
 /// A runner as the service holds it: the traits behind `Arc<dyn …>`.
 pub type DynRunner = TenantRunner<dyn PushApi, dyn Mailer, dyn Clock>;
@@ -58,12 +58,12 @@ impl Service {
                     }
                 }
             }
-            MailSettings::Outbox { dir } => match OutboxMailer::new(dir) {
-                Ok(m) => Arc::new(m),
+            MailSettings::Outbox { dir } => match std::fs::create_dir_all(dir) {
+                Ok(()) => Arc::new(OutboxMailer::new(dir)),
                 Err(e) => {
                     problems.push(Problem {
                         key: "mail.outbox_dir".into(),
-                        reason: e.to_string(),
+                        reason: format!("{}: {e}", dir.display()),
                     });
                     return Err(problems);
                 }
@@ -152,7 +152,8 @@ impl Service {
             .runners
             .into_iter()
             .map(|r| {
-                let r = Arc::try_unwrap(r).unwrap_or_else(|_| unreachable!("runners are not shared yet"));
+                let r = Arc::try_unwrap(r)
+                    .unwrap_or_else(|_| unreachable!("runners are not shared yet"));
                 Arc::new(r.with_progress(Arc::clone(&progress)))
             })
             .collect();
@@ -177,8 +178,16 @@ impl Service {
 
     /// The service loop: a pass per tenant at start, every `interval`, and `settle` after a file
     /// event in its drop folder; returns once `shutdown` turns true and passes in hand are done.
-    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), opscom_scheduler::WatchError> {
-        let drop_dirs: Vec<_> = self.config.tenants.iter().map(|t| t.drop_dir.clone()).collect();
+    pub async fn run(
+        &self,
+        shutdown: watch::Receiver<bool>,
+    ) -> Result<(), opscom_scheduler::WatchError> {
+        let drop_dirs: Vec<_> = self
+            .config
+            .tenants
+            .iter()
+            .map(|t| t.drop_dir.clone())
+            .collect();
         let cfg = ScheduleConfig {
             interval: self.config.schedule.interval,
             settle: self.config.schedule.settle,

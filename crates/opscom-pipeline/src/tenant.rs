@@ -134,7 +134,10 @@ where
         self.deliver(&reports).await;
 
         match DropFolder::open(&self.tenant.drop_dir, &self.tenant.work_dir) {
-            Ok(folder) => self.take_files(&folder, &reports, shutdown, &mut pass).await,
+            Ok(folder) => {
+                self.take_files(&folder, &reports, shutdown, &mut pass)
+                    .await
+            }
             Err(e) => {
                 error!(tenant = %self.tenant.name, error = %e, "tenant stopped: drop folder unusable");
                 pass.fault = Some(e.to_string());
@@ -216,7 +219,12 @@ where
         now: std::time::SystemTime,
     ) -> Result<Option<opscom_scheduler::ClaimedFile>, String> {
         folder.check_bak().map_err(|e| e.to_string())?;
-        if let Some(c) = folder.claimed().map_err(|e| e.to_string())?.into_iter().next() {
+        if let Some(c) = folder
+            .claimed()
+            .map_err(|e| e.to_string())?
+            .into_iter()
+            .next()
+        {
             return Ok(Some(c));
         }
         let scan = folder.scan(now, self.settle).map_err(|e| e.to_string())?;
@@ -276,7 +284,10 @@ where
                     return;
                 }
                 error!(tenant = %self.tenant.name, "the OPSCOM API refused this tenant's token: its files wait");
-                (TOKEN_MARKER, reports.token_rejected(&record.claim))
+                (
+                    TOKEN_MARKER,
+                    reports.token_rejected(&record.claim, &record.file, self.clock.now()),
+                )
             }
             _ => return,
         };

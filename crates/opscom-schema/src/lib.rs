@@ -313,7 +313,10 @@ mod tests {
     #[test]
     fn lookup_is_exact() {
         assert_eq!(lookup("zip").unwrap().key, "postal_code");
-        assert_eq!(lookup("driver_license_state").unwrap().key, "driver_licence_prov");
+        assert_eq!(
+            lookup("driver_license_state").unwrap().key,
+            "driver_licence_prov"
+        );
         assert!(lookup("Email").is_none());
         assert!(lookup(" email").is_none());
         assert!(lookup(IMPORT_ERROR_COLUMN).is_none());

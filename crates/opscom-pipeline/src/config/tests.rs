@@ -156,11 +156,13 @@ fn token_file_loses_its_trailing_newline_and_missing_file_is_refused() {
 #[test]
 fn exactly_one_mail_transport() {
     let dir = tempfile::tempdir().unwrap();
-    let both = config_text(dir.path(), "", "")
-        .replace("[mail]\n", "[mail]\noutbox_dir = \"/tmp/out\"\n");
+    let both =
+        config_text(dir.path(), "", "").replace("[mail]\n", "[mail]\noutbox_dir = \"/tmp/out\"\n");
     assert_eq!(keys(&parse(&both).unwrap_err()), ["mail"]);
-    let outbox = config_text(dir.path(), "", "")
-        .replace("smtp_url = \"smtp://127.0.0.1:2525\"", "outbox_dir = \"out\"");
+    let outbox = config_text(dir.path(), "", "").replace(
+        "smtp_url = \"smtp://127.0.0.1:2525\"",
+        "outbox_dir = \"out\"",
+    );
     match parse(&outbox).unwrap().mail {
         MailSettings::Outbox { dir } => assert_eq!(dir, Path::new("/etc/opscom/out")),
         other => panic!("{other:?}"),
