@@ -65,6 +65,7 @@ async fn demo() -> anyhow::Result<()> {
             concurrency: 4,
             max_file_size: 100 << 20,
             requests_per_second: None,
+            api_retry_budget: Duration::from_secs(20),
         }],
     };
     let service = Service::from_config(config).map_err(|problems| {

@@ -182,6 +182,11 @@ fn measure(mode: &str, path: &Path) -> Measure {
 
 fn main() {
     let args: Vec<String> = std::env::args().collect();
+    // For profiling: `--generate FILE ROWS` writes one file and stops.
+    if let Some(i) = args.iter().position(|a| a == "--generate") {
+        generate(Path::new(&args[i + 1]), args[i + 2].parse().expect("rows")).expect("generate");
+        return;
+    }
     if let Some(i) = args.iter().position(|a| a == "--child") {
         child(&args[i + 1], Path::new(&args[i + 2]));
         return;

@@ -4,66 +4,6 @@ use serde::Serialize;
 use std::fmt;
 use std::ops::Index;
 
-/// Cells up to this many keep their bounds inline (a valid header has at most 25 columns).
-const INLINE: usize = 32;
-
-/// Where each cell ends in the text: inline for ordinary rows, on the heap for wide ones.
-#[derive(Clone)]
-enum Ends {
-    Inline { len: u8, ends: [u32; INLINE] },
-    Heap(Vec<u32>),
-}
-
-impl Ends {
-    fn as_slice(&self) -> &[u32] {
-        match self {
-            Ends::Inline { len, ends } => &ends[..usize::from(*len)],
-            Ends::Heap(v) => v,
-        }
-    }
-
-    fn push(&mut self, end: u32) {
-        match self {
-            Ends::Inline { len, ends } => {
-                let n = usize::from(*len);
-                if n < INLINE {
-                    ends[n] = end;
-                    *len += 1;
-                } else {
-                    let mut v = ends.to_vec();
-                    v.push(end);
-                    *self = Ends::Heap(v);
-                }
-            }
-            Ends::Heap(v) => v.push(end),
-        }
-    }
-
-    fn set_last(&mut self, end: u32) {
-        match self {
-            Ends::Inline { len, ends } => {
-                if let Some(last) = ends[..usize::from(*len)].last_mut() {
-                    *last = end;
-                }
-            }
-            Ends::Heap(v) => {
-                if let Some(last) = v.last_mut() {
-                    *last = end;
-                }
-            }
-        }
-    }
-}
-
-impl Default for Ends {
-    fn default() -> Self {
-        Ends::Inline {
-            len: 0,
-            ends: [0; INLINE],
-        }
-    }
-}
-
 /// The cells of one record, as uploaded (decoded, untrimmed), stored in one string.
 ///
 /// Build one with [`FromIterator`] (`["a", "b"].into_iter().collect::<Cells>()`) or [`Cells::push`].
@@ -71,7 +11,7 @@ impl Default for Ends {
 #[derive(Clone, Default)]
 pub struct Cells {
     text: String,
-    ends: Ends,
+    ends: Vec<u32>,
 }
 
 impl Cells {
@@ -79,7 +19,7 @@ impl Cells {
     pub fn with_capacity(bytes: usize) -> Self {
         Cells {
             text: String::with_capacity(bytes),
-            ends: Ends::default(),
+            ends: Vec::new(),
         }
     }
 
@@ -88,7 +28,7 @@ impl Cells {
     pub(crate) fn from_record(record: &csv::ByteRecord) -> Option<Self> {
         let text = simdutf8::basic::from_utf8(record.as_slice()).ok()?;
         u32::try_from(text.len()).ok()?;
-        let mut ends = Ends::default();
+        let mut ends = Vec::with_capacity(record.len());
         let mut end = 0;
         for field in record {
             end += field.len();
@@ -98,21 +38,23 @@ impl Cells {
             }
             ends.push(end as u32);
         }
-        let bounds = ends.as_slice();
-        if let Some(&last) = bounds.last() {
-            let start = if bounds.len() == 1 {
-                0
-            } else {
-                bounds[bounds.len() - 2]
-            };
+        let n = ends.len();
+        if n > 0 {
+            let start = if n == 1 { 0 } else { ends[n - 2] };
+            let last = ends[n - 1];
             if last > start && text.as_bytes().get(last as usize - 1) == Some(&b'\r') {
-                ends.set_last(last - 1);
+                ends[n - 1] = last - 1;
             }
         }
         Some(Cells {
             text: text.to_owned(),
             ends,
         })
+    }
+
+    /// Cells from their text and the end of each cell in it (increasing, at char boundaries).
+    pub(crate) fn from_parts(text: String, ends: Vec<u32>) -> Self {
+        Cells { text, ends }
     }
 
     /// Appends a cell.
@@ -124,17 +66,17 @@ impl Cells {
 
     /// The number of cells.
     pub fn len(&self) -> usize {
-        self.ends.as_slice().len()
+        self.ends.len()
     }
 
     /// Whether there are no cells.
     pub fn is_empty(&self) -> bool {
-        self.ends.as_slice().is_empty()
+        self.ends.is_empty()
     }
 
     /// The cell at `i`.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let ends = self.ends.as_slice();
+        let ends = &self.ends;
         let end = *ends.get(i)? as usize;
         let start = if i == 0 { 0 } else { ends[i - 1] as usize };
         self.text.get(start..end)
@@ -143,7 +85,7 @@ impl Cells {
     /// The cells in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         let mut start = 0;
-        self.ends.as_slice().iter().map(move |&end| {
+        self.ends.iter().map(move |&end| {
             let end = end as usize;
             let cell = self.text.get(start..end).unwrap_or_default();
             start = end;

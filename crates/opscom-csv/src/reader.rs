@@ -314,6 +314,49 @@ impl Hasher for Identity {
     }
 }
 
+/// Checks one trimmed cell of a mapped column, and records a `unique_id`'s first line.
+#[inline]
+fn check_cell(
+    plan: &Plan,
+    value: &str,
+    line: u64,
+    seen: &mut HashMap<u64, u64, BuildHasherDefault<Identity>>,
+    problems: &mut Vec<RowProblem>,
+) {
+    if value.is_empty() {
+        if plan.attr.required {
+            problems.push(RowProblem::RequiredEmpty {
+                column: plan.name.clone(),
+            });
+        }
+        return;
+    }
+    // Most values need no more than a length comparison.
+    let digit_id = plan.id_key && value.as_bytes()[0].is_ascii_digit();
+    let simple = match plan.attr.limit {
+        Limit::None => !digit_id,
+        Limit::MaxChars { max } => value.len() <= max && !digit_id,
+        _ => false,
+    };
+    if !simple {
+        check_value(plan.attr, &plan.name, value, plan.id_key, problems);
+    }
+    if plan.unique_id {
+        match seen.entry(id_hash(value)) {
+            std::collections::hash_map::Entry::Occupied(first) => {
+                problems.push(RowProblem::DuplicateId {
+                    column: plan.name.clone(),
+                    value: value.to_owned(),
+                    first_line: *first.get(),
+                });
+            }
+            std::collections::hash_map::Entry::Vacant(slot) => {
+                slot.insert(line);
+            }
+        }
+    }
+}
+
 /// What to check in one mapped column.
 #[derive(Debug)]
 struct Plan {
@@ -455,11 +498,17 @@ impl<R: Read> ImportFile<R> {
         let source = self.rdr.get_ref();
         let ended_by_eof = source.eof;
         let text = self.record.as_slice();
-        let internal = memchr::memchr_iter(b'\n', text).count() as u64;
-        let line = after
-            .line()
-            .saturating_sub(internal + u64::from(!ended_by_eof))
-            .max(1);
+        // Line ends consumed by this read: blank lines before the record, line breaks inside
+        // quoted values, and the record's own terminator (unless it ended at the end of the file).
+        // Counting the ones inside values is only needed when there is more than the terminator.
+        let terminator = u64::from(!ended_by_eof);
+        let consumed = after.line().saturating_sub(before.line());
+        let internal = if consumed <= terminator {
+            0
+        } else {
+            memchr::memchr_iter(b'\n', text).count() as u64
+        };
+        let line = after.line().saturating_sub(internal + terminator).max(1);
         let unclosed = ended_by_eof
             && (source.last == Some(b'\n')
                 || (self
@@ -510,12 +559,7 @@ impl<R: Read> ImportFile<R> {
     /// neutralisation undone in files carrying `import_error`.
     fn cells(&self, line: u64) -> Result<Cells, FileError> {
         let Some(cells) = Cells::from_record(&self.record) else {
-            return Err(self.reject(
-                RejectionKind::Encoding,
-                Some(line),
-                "The file is not valid text in its encoding here (did it change while being read?).".into(),
-                SAVE_AS_CSV_UTF8,
-            ));
+            return Err(self.not_text(line));
         };
         if !self.restore {
             return Ok(cells);
@@ -675,6 +719,16 @@ impl<R: Read> ImportFile<R> {
                     return Some(Err(e));
                 }
             };
+            if !self.restore && self.record.len() == self.plan.len() {
+                match self.fast_outcome(line) {
+                    Ok(Some(outcome)) => return Some(Ok(outcome)),
+                    Ok(None) => continue,
+                    Err(e) => {
+                        self.done = true;
+                        return Some(Err(e));
+                    }
+                }
+            }
             let raw = match self.cells(line) {
                 Ok(raw) => raw,
                 Err(e) => {
@@ -688,6 +742,72 @@ impl<R: Read> ImportFile<R> {
             self.records += 1;
             return Some(Ok(self.outcome(line, raw)));
         }
+    }
+
+    /// The usual row (no `import_error` column, as many cells as the header) in one pass over
+    /// its fields: copied, trimmed and checked together. `Ok(None)` for an all-empty row.
+    fn fast_outcome(&mut self, line: u64) -> Result<Option<RowOutcome>, FileError> {
+        let bytes = self.record.as_slice();
+        let (Ok(text), Ok(_)) = (
+            simdutf8::basic::from_utf8(bytes),
+            u32::try_from(bytes.len()),
+        ) else {
+            return Err(self.not_text(line));
+        };
+        let n = self.record.len();
+        let mut ends = Vec::with_capacity(n);
+        let mut problems = Vec::new();
+        let mut any = false;
+        let mut start = 0;
+        for (i, (field, plan)) in self.record.iter().zip(&self.plan).enumerate() {
+            let next = start + field.len();
+            // The CR of a CRLF line end stays out of the last cell.
+            let end = if i + 1 == n && field.last() == Some(&b'\r') {
+                next - 1
+            } else {
+                next
+            };
+            let Some(cell) = text.get(start..end) else {
+                return Err(self.not_text(line));
+            };
+            ends.push(end as u32);
+            start = next;
+            let value = trim(cell);
+            any |= !value.is_empty();
+            if let Some(plan) = plan {
+                check_cell(plan, value, line, &mut self.seen, &mut problems);
+            }
+        }
+        if !any {
+            return Ok(None);
+        }
+        self.records += 1;
+        let (record, raw) = (self.records, Cells::from_parts(text.to_owned(), ends));
+        Ok(Some(if problems.is_empty() {
+            RowOutcome::Valid(ValidRow {
+                line,
+                record,
+                raw,
+                keys: self.keys,
+            })
+        } else {
+            RowOutcome::Invalid(InvalidRow {
+                line,
+                record,
+                raw,
+                problems,
+            })
+        }))
+    }
+
+    fn not_text(&self, line: u64) -> FileError {
+        self.reject(
+            RejectionKind::Encoding,
+            Some(line),
+            "The file is not valid text in its encoding here (did it change while being read?)."
+                .into(),
+            SAVE_AS_CSV_UTF8,
+        )
     }
 
     fn outcome(&mut self, line: u64, raw: Cells) -> RowOutcome {
@@ -709,42 +829,8 @@ impl<R: Read> ImportFile<R> {
         }
         let mut problems = Vec::new();
         for (plan, cell) in self.plan.iter().zip(raw.iter()) {
-            let Some(plan) = plan else {
-                continue;
-            };
-            let value = trim(cell);
-            if value.is_empty() {
-                if plan.attr.required {
-                    problems.push(RowProblem::RequiredEmpty {
-                        column: plan.name.clone(),
-                    });
-                }
-                continue;
-            }
-            // Most values need no more than a length comparison.
-            let simple = match plan.attr.limit {
-                Limit::None => !plan.id_key || !value.as_bytes()[0].is_ascii_digit(),
-                Limit::MaxChars { max } => {
-                    value.len() <= max && (!plan.id_key || !value.as_bytes()[0].is_ascii_digit())
-                }
-                _ => false,
-            };
-            if !simple {
-                check_value(plan.attr, &plan.name, value, plan.id_key, &mut problems);
-            }
-            if plan.unique_id {
-                match self.seen.entry(id_hash(value)) {
-                    std::collections::hash_map::Entry::Occupied(first) => {
-                        problems.push(RowProblem::DuplicateId {
-                            column: plan.name.clone(),
-                            value: value.to_owned(),
-                            first_line: *first.get(),
-                        });
-                    }
-                    std::collections::hash_map::Entry::Vacant(slot) => {
-                        slot.insert(line);
-                    }
-                }
+            if let Some(plan) = plan {
+                check_cell(plan, trim(cell), line, &mut self.seen, &mut problems);
             }
         }
         if problems.is_empty() {

@@ -365,6 +365,17 @@ pub fn is_email(value: &str) -> bool {
 /// and inner hyphens (each at most 63, all at most 253). Every address it accepts, the full
 /// parser accepts too (a property test checks this); it may refuse some the parser accepts.
 fn is_plain_email(value: &str) -> bool {
+    /// Characters of the plain local part other than the dot.
+    const LOCAL: [bool; 256] = {
+        let mut t = [false; 256];
+        let mut i = 0;
+        while i < 256 {
+            let b = i as u8;
+            t[i] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'%' | b'+' | b'-');
+            i += 1;
+        }
+        t
+    };
     let bytes = value.as_bytes();
     let Some(at) = bytes.iter().position(|&b| b == b'@') else {
         return false;
@@ -375,10 +386,7 @@ fn is_plain_email(value: &str) -> bool {
     }
     let mut prev = b'.'; // a dot may not start the local part
     for &b in local {
-        let ok = b.is_ascii_alphanumeric()
-            || matches!(b, b'_' | b'%' | b'+' | b'-')
-            || (b == b'.' && prev != b'.');
-        if !ok {
+        if !(LOCAL[usize::from(b)] || (b == b'.' && prev != b'.')) {
             return false;
         }
         prev = b;

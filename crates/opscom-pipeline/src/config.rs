@@ -86,6 +86,9 @@ pub struct Tenant {
     pub max_file_size: u64,
     /// Optional ceiling on requests per second.
     pub requests_per_second: Option<NonZeroU32>,
+    /// How long one row may be retried on transient faults before the API counts as unreachable
+    /// and the file is deferred (default 20 s).
+    pub api_retry_budget: Duration,
 }
 
 /// Every problem found in a configuration file.
@@ -163,6 +166,7 @@ struct RawTenant {
     concurrency: Option<usize>,
     max_file_size: Option<String>,
     requests_per_second: Option<u32>,
+    api_retry_budget: Option<String>,
 }
 
 /// Where a configuration gets what lies outside the file: environment variables.
@@ -432,6 +436,21 @@ fn check(
                 None
             }),
         };
+        let api_retry_budget = match t.api_retry_budget.as_deref().map(humantime::parse_duration) {
+            None => Duration::from_secs(20),
+            Some(Ok(d)) if !d.is_zero() => d,
+            Some(Ok(_)) => {
+                problem(&key("api_retry_budget"), "must be longer than zero".into());
+                Duration::from_secs(20)
+            }
+            Some(Err(e)) => {
+                problem(
+                    &key("api_retry_budget"),
+                    format!("not a duration like \"20s\": {e}"),
+                );
+                Duration::from_secs(20)
+            }
+        };
         let work_dir = match t.work_dir {
             Some(dir) => absolute(base, dir),
             None => state_dir.join("tenants").join(&t.name),
@@ -447,6 +466,7 @@ fn check(
             concurrency,
             max_file_size,
             requests_per_second,
+            api_retry_budget,
         });
     }
     Config {

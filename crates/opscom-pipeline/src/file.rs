@@ -108,6 +108,9 @@ pub(crate) struct FileContext<'a, A: ?Sized> {
     pub progress: &'a dyn crate::Progress,
 }
 
+/// How long pushes in flight may take to finish once the service is stopping.
+const SHUTDOWN_GRACE: Duration = Duration::from_secs(2);
+
 /// A young cut-off file is deferred; one that has rested this long is imported as it is.
 fn cut_off_grace(settle: Duration) -> Duration {
     (settle * 3).max(Duration::from_secs(60))
@@ -118,18 +121,23 @@ fn snapshot_of(meta: &std::fs::Metadata) -> Snapshot {
         .modified()
         .ok()
         .and_then(|t| t.duration_since(UNIX_EPOCH).ok())
-        .map_or(0, |d| d.as_nanos() as i128);
+        .map_or(0, |d| d.as_nanos() as i64);
     Snapshot {
         size: meta.len(),
         mtime_ns,
     }
 }
 
-fn age(meta: &std::fs::Metadata, now: SystemTime) -> Duration {
-    meta.modified()
-        .ok()
-        .and_then(|m| now.duration_since(m).ok())
-        .unwrap_or(Duration::ZERO)
+/// Time since the file's content last changed. A client's clock may set an mtime in the
+/// future; then the inode's change time (set by this server's clock) is used.
+fn change_age(meta: &std::fs::Metadata, now: SystemTime) -> Duration {
+    use std::os::unix::fs::MetadataExt;
+    let ctime = UNIX_EPOCH + Duration::new(meta.ctime().max(0) as u64, meta.ctime_nsec() as u32);
+    let changed = match meta.modified() {
+        Ok(m) if m <= now => m,
+        _ => ctime,
+    };
+    now.duration_since(changed).unwrap_or(Duration::ZERO)
 }
 
 /// Paths of a claim's working files in the tenant's work folder.
@@ -243,7 +251,9 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         let cx = &self.cx;
         let file = self.claimed.open(cx.folder)?;
         let meta = file.metadata()?;
-        if age(&meta, cx.now) < cx.settle {
+        // Written to since the claim (the client's SFTP server still had it open): wait until
+        // the writes have stopped for `settle`. The claim itself was checked by the scheduler.
+        if self.claimed.changed_since_claim(cx.folder)? && change_age(&meta, cx.now) < cx.settle {
             return Err(DeferReason::StillChanging);
         }
         let snapshot = snapshot_of(&meta);
@@ -262,7 +272,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             .map_err(|e| DeferReason::Io(e.to_string()))?;
         let header = match pass1 {
             Ok(check) => {
-                if check.cut_off && age(&meta, cx.now) < cut_off_grace(cx.settle) {
+                if check.cut_off && change_age(&meta, cx.now) < cut_off_grace(cx.settle) {
                     return Err(DeferReason::CutOff);
                 }
                 self.cx
@@ -430,6 +440,8 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         let mut rows_open = true;
         let mut stop: Option<DeferReason> = None;
         let mut shutdown = self.cx.shutdown.clone();
+        // On shutdown, pushes in flight get this long to finish; the rest are redone on resume.
+        let mut give_up_at: Option<tokio::time::Instant> = None;
         loop {
             let can_take = rows_open && stop.is_none() && in_flight.len() < concurrency;
             if !can_take && in_flight.is_empty() {
@@ -437,8 +449,13 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             }
             tokio::select! {
                 biased;
-                _ = shutdown.wait_for(|stopping| *stopping), if stop.is_none() => {
+                () = stopping(&mut shutdown), if stop.is_none() => {
                     stop = Some(DeferReason::Shutdown);
+                    give_up_at = Some(tokio::time::Instant::now() + SHUTDOWN_GRACE);
+                }
+                _ = tokio::time::sleep_until(give_up_at.unwrap_or_else(tokio::time::Instant::now)), if give_up_at.is_some() => {
+                    warn!(tenant = %self.cx.tenant.name, in_flight = in_flight.len(), "stopping with pushes unanswered; they are redone on resume");
+                    break;
                 }
                 Some(Pushed { seq, line, raw, outcome }) = in_flight.next(), if !in_flight.is_empty() => {
                     self.cx.progress.row_done();
@@ -499,6 +516,13 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         drop(rx);
         let _ = reader.await;
         Ok(stop)
+    }
+}
+
+/// Resolves once `shutdown` turns true; never, if its sender is gone without saying so.
+async fn stopping(shutdown: &mut watch::Receiver<bool>) {
+    if shutdown.wait_for(|stop| *stop).await.is_err() {
+        std::future::pending::<()>().await;
     }
 }
 

@@ -23,7 +23,7 @@ pub struct Snapshot {
     /// Size in bytes.
     pub size: u64,
     /// Modification time, nanoseconds since the epoch.
-    pub mtime_ns: i128,
+    pub mtime_ns: i64,
 }
 
 #[derive(Debug, Serialize, Deserialize)]

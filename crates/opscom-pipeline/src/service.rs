@@ -76,6 +76,7 @@ impl Service {
                 let mut c = ClientConfig::new(t.api_url.clone(), t.api_token.clone());
                 c.concurrency = t.concurrency;
                 c.requests_per_second = t.requests_per_second;
+                c.retry_budget = t.api_retry_budget;
                 HttpPushClient::new(c).map(|c| Arc::new(c) as Arc<dyn PushApi>)
             })
             .collect::<Vec<_>>();

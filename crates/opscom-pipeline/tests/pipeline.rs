@@ -1,0 +1,454 @@
+//! The pipeline with recording doubles for the API and the mailer: a whole tenant pass, resume
+//! after a crash (the pass future dropped mid-file), outages, token refusal, mail down, shutdown
+//! and tenant isolation. The binary against real servers is tested in the workspace's `tests/`.
+
+use std::collections::HashMap;
+use std::path::{Path, PathBuf};
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::{Duration, SystemTime};
+
+use async_trait::async_trait;
+use opscom_api::{ApiError, PushApi, PushOutcome, TransientCause, UnreachableError, UserRecord};
+use opscom_mail::{MailError, Mailer, OutgoingMessage, ReportKind};
+use opscom_pipeline::config::{Config, MailSettings, Schedule, Tenant};
+use opscom_pipeline::{Outcome, Service};
+use opscom_scheduler::{Clock, SystemClock};
+use secrecy::SecretString;
+use tokio::sync::watch;
+
+/// How the recording API answers.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    Accept,
+    Unreachable,
+    TokenRefused,
+    /// Accept the first `n` pushes, then never answer (a process about to be killed).
+    HangAfter(usize),
+}
+
+/// An API double that records every push and answers per its mode; `bad@` e-mails get 9019.
+#[derive(Debug)]
+struct RecordingApi {
+    mode: Mutex<Mode>,
+    pushes: Mutex<Vec<UserRecord>>,
+    started: AtomicUsize,
+}
+
+impl RecordingApi {
+    fn new(mode: Mode) -> Arc<Self> {
+        Arc::new(RecordingApi {
+            mode: Mutex::new(mode),
+            pushes: Mutex::new(Vec::new()),
+            started: AtomicUsize::new(0),
+        })
+    }
+
+    fn set_mode(&self, mode: Mode) {
+        *self.mode.lock().unwrap() = mode;
+    }
+
+    fn ids(&self) -> Vec<String> {
+        self.pushes
+            .lock()
+            .unwrap()
+            .iter()
+            .map(|u| u.unique_id.clone())
+            .collect()
+    }
+}
+
+#[async_trait]
+impl PushApi for RecordingApi {
+    async fn push_user(&self, user: &UserRecord) -> PushOutcome {
+        let n = self.started.fetch_add(1, Ordering::SeqCst);
+        let mode = *self.mode.lock().unwrap();
+        match mode {
+            Mode::HangAfter(limit) if n >= limit => std::future::pending().await,
+            Mode::Unreachable => {
+                return PushOutcome::Unreachable(UnreachableError {
+                    last_cause: TransientCause::Connect("connection refused".into()),
+                    attempts: 3,
+                    elapsed: Duration::from_millis(10),
+                });
+            }
+            Mode::TokenRefused => {
+                return PushOutcome::TokenRejected(ApiError {
+                    code: Some(9002),
+                    message: "Token lacks permission".into(),
+                    http_status: 200,
+                });
+            }
+            _ => {}
+        }
+        self.pushes.lock().unwrap().push(user.clone());
+        let email = user
+            .attributes
+            .iter()
+            .find(|(k, _)| *k == "email")
+            .map(|(_, v)| v.as_str());
+        if email.is_some_and(|e| e.starts_with("bad@")) {
+            return PushOutcome::RowRejected(ApiError {
+                code: Some(9019),
+                message: "E-mail must be unique".into(),
+                http_status: 200,
+            });
+        }
+        PushOutcome::Accepted
+    }
+}
+
+/// A mailer double that records what it sent, or refuses while `down`.
+#[derive(Debug, Default)]
+struct RecordingMailer {
+    down: Mutex<bool>,
+    sent: Mutex<Vec<(ReportKind, String, String)>>,
+}
+
+impl RecordingMailer {
+    fn kinds(&self) -> Vec<ReportKind> {
+        self.sent.lock().unwrap().iter().map(|s| s.0).collect()
+    }
+}
+
+#[async_trait]
+impl Mailer for RecordingMailer {
+    async fn send(&self, message: &OutgoingMessage) -> Result<(), MailError> {
+        if *self.down.lock().unwrap() {
+            return Err(MailError::Transient {
+                reason: "connection refused".into(),
+            });
+        }
+        self.sent.lock().unwrap().push((
+            message.meta().kind,
+            message.meta().tenant.clone(),
+            message.subject().to_owned(),
+        ));
+        Ok(())
+    }
+}
+
+struct Fixture {
+    _dir: tempfile::TempDir,
+    root: PathBuf,
+}
+
+impl Fixture {
+    fn new() -> Fixture {
+        let dir = tempfile::tempdir().unwrap();
+        let root = dir.path().to_owned();
+        Fixture { _dir: dir, root }
+    }
+
+    fn drop_dir(&self, tenant: &str) -> PathBuf {
+        let d = self.root.join("sftp").join(tenant);
+        std::fs::create_dir_all(&d).unwrap();
+        d
+    }
+
+    fn tenant(&self, name: &str, concurrency: usize) -> Tenant {
+        Tenant {
+            name: name.into(),
+            drop_dir: self.drop_dir(name),
+            work_dir: self.root.join("state/tenants").join(name),
+            api_url: "http://127.0.0.1:9".into(),
+            api_token: SecretString::from("token"),
+            reply_to_admin_email: format!("admin@{name}.example"),
+            failed_import_email: format!("it@{name}.example"),
+            concurrency,
+            max_file_size: 1 << 20,
+            requests_per_second: None,
+            api_retry_budget: Duration::from_secs(1),
+        }
+    }
+
+    fn service(
+        &self,
+        tenants: Vec<Tenant>,
+        apis: Vec<Arc<RecordingApi>>,
+        mailer: &Arc<RecordingMailer>,
+    ) -> Service {
+        let config = Config {
+            state_dir: self.root.join("state"),
+            schedule: Schedule {
+                interval: Duration::from_secs(300),
+                settle: Duration::from_secs(1),
+            },
+            mail: MailSettings::Outbox {
+                dir: self.root.join("outbox"),
+            },
+            tenants,
+        };
+        let apis = apis.into_iter().map(|a| a as Arc<dyn PushApi>).collect();
+        let clock: Arc<dyn Clock> = Arc::new(SystemClock);
+        Service::with_parts(config, apis, Arc::clone(mailer) as Arc<dyn Mailer>, clock).unwrap()
+    }
+}
+
+/// Writes an upload whose last change was a minute ago (past `settle`).
+fn upload(dir: &Path, name: &str, text: &str) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+fn roster(rows: usize, bad_from: usize) -> String {
+    let mut s = String::from("unique_id,login_source,first_name,email\n");
+    for i in 0..rows {
+        let email = if i >= bad_from {
+            format!("bad@{i}.example")
+        } else {
+            format!("u{i}@example.edu")
+        };
+        s.push_str(&format!("U{i:05},OPSCOM,Name{i},{email}\n"));
+    }
+    s
+}
+
+fn no_shutdown() -> watch::Receiver<bool> {
+    watch::channel(false).1
+}
+
+fn bak(dir: &Path) -> Vec<String> {
+    let mut names: Vec<_> = std::fs::read_dir(dir.join(".bak"))
+        .map(|rd| {
+            rd.flatten()
+                .map(|e| e.file_name().to_string_lossy().into_owned())
+                .collect()
+        })
+        .unwrap_or_default();
+    names.sort();
+    names
+}
+
+#[tokio::test]
+async fn a_pass_imports_reports_records_and_archives() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 4);
+    let drop_dir = t.drop_dir.clone();
+    upload(&drop_dir, "roster.csv", &roster(10, 8));
+    upload(
+        &drop_dir,
+        "bad-header.csv",
+        "unique_id,Email\nU1,a@b.example\n",
+    );
+    let api = RecordingApi::new(Mode::Accept);
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t], vec![Arc::clone(&api)], &mailer);
+
+    let report = service.once(no_shutdown()).await;
+    assert!(!report.waits(), "{report:?}");
+    let files = &report.tenants[0].files;
+    assert_eq!(files.len(), 2, "{files:?}");
+    let roster = files.iter().find(|r| r.file == "roster.csv").unwrap();
+    assert_eq!(
+        (roster.rows_total, roster.rows_ok, roster.rows_failed),
+        (10, 8, 2)
+    );
+    assert_eq!(roster.outcome, Outcome::ImportedWithFailures);
+    let rejected = files.iter().find(|r| r.file == "bad-header.csv").unwrap();
+    assert_eq!(rejected.outcome, Outcome::Rejected);
+    assert!(
+        rejected.reason.as_deref().unwrap().contains("did you mean"),
+        "{rejected:?}"
+    );
+
+    assert_eq!(api.ids().len(), 10, "the rejected file pushed nothing");
+    assert_eq!(bak(&drop_dir), ["bad-header.csv", "roster.csv"]);
+    let mut kinds = mailer.kinds();
+    kinds.sort_by_key(|k| k.as_str());
+    assert_eq!(kinds, [ReportKind::Failures, ReportKind::Rejected]);
+    let records = opscom_pipeline::Records::new(&fx.root.join("state"))
+        .read_all()
+        .unwrap();
+    assert_eq!(records.len(), 2);
+}
+
+#[tokio::test]
+async fn a_crash_mid_file_resumes_without_losing_or_repeating_more_than_concurrency() {
+    let fx = Fixture::new();
+    let concurrency = 4;
+    let t = fx.tenant("acme", concurrency);
+    let drop_dir = t.drop_dir.clone();
+    upload(&drop_dir, "big.csv", &roster(200, 200));
+    let api = RecordingApi::new(Mode::HangAfter(57));
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
+
+    // The "process" dies while pushes hang: the pass future is dropped mid-file.
+    let pass = service.once(no_shutdown());
+    let died = tokio::time::timeout(Duration::from_millis(500), pass).await;
+    assert!(
+        died.is_err(),
+        "the pass was still running when it was killed"
+    );
+    drop(service);
+    assert!(
+        bak(&drop_dir).is_empty(),
+        "nothing archived before the crash"
+    );
+
+    let api2 = RecordingApi::new(Mode::Accept);
+    let service = fx.service(vec![t], vec![Arc::clone(&api2)], &mailer);
+    let report = service.once(no_shutdown()).await;
+    assert!(!report.waits(), "{report:?}");
+    assert_eq!(bak(&drop_dir), ["big.csv"]);
+
+    let first: Vec<String> = api.ids();
+    let second = api2.ids();
+    let mut all: HashMap<String, usize> = HashMap::new();
+    for id in first.iter().chain(&second) {
+        *all.entry(id.clone()).or_default() += 1;
+    }
+    assert_eq!(all.len(), 200, "every user pushed");
+    let twice = all.values().filter(|&&n| n > 1).count();
+    assert!(
+        twice <= concurrency,
+        "{twice} users pushed twice (> {concurrency})"
+    );
+    assert!(all.values().all(|&n| n <= 2));
+    let record = &report.tenants[0].files[0];
+    assert_eq!(
+        (record.rows_ok, record.rows_total),
+        (200, 200),
+        "{record:?}"
+    );
+}
+
+#[tokio::test]
+async fn an_outage_defers_the_file_reports_once_and_recovers() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    let drop_dir = t.drop_dir.clone();
+    upload(&drop_dir, "a.csv", &roster(5, 5));
+    upload(&drop_dir, "b.csv", &roster(3, 3));
+    let api = RecordingApi::new(Mode::Unreachable);
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t], vec![Arc::clone(&api)], &mailer);
+
+    for _ in 0..2 {
+        let report = service.once(no_shutdown()).await;
+        assert!(report.waits());
+        assert!(report.tenants[0].deferred);
+        assert!(
+            bak(&drop_dir).is_empty(),
+            "never archived with every user failed"
+        );
+        assert!(
+            !drop_dir.join("a.csv").exists(),
+            "kept claimed, out of the client's reach"
+        );
+        assert!(
+            drop_dir.join("b.csv").exists(),
+            "a deferred file holds back later ones"
+        );
+    }
+    assert_eq!(
+        mailer.kinds(),
+        [ReportKind::ImportDelayed],
+        "one e-mail per outage"
+    );
+
+    api.set_mode(Mode::Accept);
+    let report = service.once(no_shutdown()).await;
+    assert!(!report.waits(), "{report:?}");
+    assert_eq!(bak(&drop_dir), ["a.csv", "b.csv"]);
+    assert_eq!(api.ids().len(), 8);
+}
+
+#[tokio::test]
+async fn a_refused_token_stops_only_its_tenant_and_is_reported_once() {
+    let fx = Fixture::new();
+    let (a, b) = (fx.tenant("acme", 2), fx.tenant("globex", 2));
+    upload(&a.drop_dir, "r.csv", &roster(4, 4));
+    upload(&b.drop_dir, "r.csv", &roster(4, 4));
+    let (api_a, api_b) = (
+        RecordingApi::new(Mode::TokenRefused),
+        RecordingApi::new(Mode::Accept),
+    );
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(
+        vec![a.clone(), b.clone()],
+        vec![Arc::clone(&api_a), Arc::clone(&api_b)],
+        &mailer,
+    );
+    for _ in 0..2 {
+        let report = service.once(no_shutdown()).await;
+        assert!(report.tenants[0].waits() && !report.tenants[1].waits());
+    }
+    assert!(bak(&a.drop_dir).is_empty());
+    assert_eq!(bak(&b.drop_dir), ["r.csv"]);
+    assert_eq!(api_b.ids().len(), 4);
+    let sent = mailer.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "{sent:?}");
+    assert_eq!(
+        (sent[0].0, sent[0].1.as_str()),
+        (ReportKind::TokenRejected, "acme")
+    );
+}
+
+#[tokio::test]
+async fn mail_down_keeps_the_report_until_a_later_pass_sends_it_once() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    upload(&t.drop_dir, "r.csv", &roster(4, 2));
+    let api = RecordingApi::new(Mode::Accept);
+    let mailer = Arc::new(RecordingMailer::default());
+    *mailer.down.lock().unwrap() = true;
+    let service = fx.service(vec![t.clone()], vec![api], &mailer);
+
+    let report = service.once(no_shutdown()).await;
+    assert!(report.waits() && report.tenants[0].reports_pending);
+    assert_eq!(
+        bak(&t.drop_dir),
+        ["r.csv"],
+        "the file is archived; its report waits"
+    );
+
+    *mailer.down.lock().unwrap() = false;
+    assert!(!service.once(no_shutdown()).await.waits());
+    assert!(!service.once(no_shutdown()).await.waits());
+    assert_eq!(mailer.kinds(), [ReportKind::Failures]);
+}
+
+#[tokio::test]
+async fn shutdown_mid_file_checkpoints_and_the_next_pass_finishes_it() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    upload(&t.drop_dir, "r.csv", &roster(50, 50));
+    let api = RecordingApi::new(Mode::HangAfter(10));
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
+    let (stop, shutdown) = watch::channel(false);
+    let pass = tokio::spawn({
+        let service = Arc::new(service);
+        async move { service.once(shutdown).await }
+    });
+    while api.started.load(Ordering::SeqCst) < 10 {
+        tokio::task::yield_now().await;
+    }
+    // The two hung pushes never answer; unblock them by accepting from now on.
+    api.set_mode(Mode::Accept);
+    stop.send(true).unwrap();
+    let report = tokio::time::timeout(Duration::from_secs(5), pass)
+        .await
+        .expect("stops promptly")
+        .unwrap();
+    assert!(report.waits() || !bak(&t.drop_dir).is_empty(), "{report:?}");
+
+    let api2 = RecordingApi::new(Mode::Accept);
+    let service = fx.service(vec![t.clone()], vec![Arc::clone(&api2)], &mailer);
+    let report = service.once(no_shutdown()).await;
+    assert!(!report.waits(), "{report:?}");
+    assert_eq!(bak(&t.drop_dir), ["r.csv"]);
+    assert!(
+        api2.ids().len() <= 42,
+        "resumed, not restarted: {}",
+        api2.ids().len()
+    );
+}
