@@ -74,6 +74,7 @@ fn cargo() -> Command {
 
 fn test(extra: &[String]) -> Result<()> {
     let python = deps::smtp_server_python()?;
+    deps::ensure_sshd()?;
     eprintln!("SMTP test server: {} -m aiosmtpd", python.display());
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
