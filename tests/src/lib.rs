@@ -14,11 +14,14 @@ use std::fs;
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 use std::process::{Child, Command, Stdio};
+use std::sync::OnceLock;
 use std::sync::atomic::{AtomicU32, Ordering};
 use std::time::{Duration, Instant, SystemTime};
 
 pub use opscom_pipeline::{FileRecord, Outcome as RecordOutcome};
-pub use opscom_sandbox::{DEFAULT_TOKEN, Endpoint, FaultsUpdate, RecordedRequest, SandboxConfig, SandboxUser};
+pub use opscom_sandbox::{
+    DEFAULT_TOKEN, Endpoint, FaultsUpdate, RecordedRequest, SandboxConfig, SandboxUser, TokenCheck,
+};
 pub use opscom_testkit::{ReceivedMessage, SmtpServer};
 
 /// The uid and gid the importer runs as in unprivileged mode (`nobody`/`nogroup` on Debian).
@@ -27,11 +30,20 @@ pub const NOBODY: u32 = 65534;
 /// How long one `once` may take before the test fails (generous: CI has 2 cores).
 pub const ONCE_TIMEOUT: Duration = Duration::from_secs(90);
 
-/// The importer binary, built by `cargo build -p opscom-import` next to the test executables.
+/// The importer binary, `target/<profile>/opscom-import` next to the test executables.
+///
+/// Under cargo (`CARGO` is set) it is first brought up to date with `cargo build -p
+/// opscom-import`, once per test process: `cargo test` does not build another package's binary,
+/// and a stale one would test old code. Cargo releases its lock while tests run.
 ///
 /// # Panics
-/// When it has not been built, with the command that builds it.
+/// When the build fails, or the binary is missing, with the command that builds it.
 pub fn importer_binary() -> PathBuf {
+    static BINARY: OnceLock<PathBuf> = OnceLock::new();
+    BINARY.get_or_init(build_importer).clone()
+}
+
+fn build_importer() -> PathBuf {
     let exe = std::env::current_exe().expect("the test executable's path");
     // Tests run from target/<profile>/deps/; binaries live in target/<profile>/.
     let profile_dir = exe
@@ -39,11 +51,38 @@ pub fn importer_binary() -> PathBuf {
         .and_then(Path::parent)
         .expect("the test executable lives in target/<profile>/deps");
     let bin = profile_dir.join("opscom-import");
+    if let Some(cargo) = std::env::var_os("CARGO") {
+        let profile = match profile_dir.file_name().and_then(|n| n.to_str()) {
+            Some("debug") | None => "dev",
+            Some(other) => other,
+        };
+        let mut cmd = Command::new(cargo);
+        cmd.args([
+            "build",
+            "--quiet",
+            "-p",
+            "opscom-import",
+            "--profile",
+            profile,
+        ]);
+        if let Some(target_dir) = profile_dir.parent() {
+            cmd.env("CARGO_TARGET_DIR", target_dir);
+        }
+        let out = cmd
+            .stdin(Stdio::null())
+            .output()
+            .unwrap_or_else(|e| panic!("cannot run `cargo build -p opscom-import`: {e}"));
+        if !out.status.success() {
+            panic!(
+                "\n\n*** `cargo build -p opscom-import` failed, so the importer cannot be tested:\n{}\n",
+                String::from_utf8_lossy(&out.stderr)
+            );
+        }
+    }
     if !bin.is_file() {
         panic!(
             "\n\n*** {} does not exist: these tests drive the real importer binary.\n\
-             *** Fix: run `cargo build -p opscom-import` before `cargo test -p opscom-tests`\n\
-             *** (`cargo xtask test` must build it before testing).\n",
+             *** Fix: run `cargo build -p opscom-import` before `cargo test -p opscom-tests`.\n",
             bin.display()
         );
     }
@@ -106,7 +145,9 @@ impl Sandbox {
     }
 
     fn inner(&self) -> &opscom_sandbox::RunningSandbox {
-        self.running.as_ref().expect("the sandbox runs until dropped")
+        self.running
+            .as_ref()
+            .expect("the sandbox runs until dropped")
     }
 
     /// `http://127.0.0.1:PORT`.
@@ -170,9 +211,9 @@ impl Sandbox {
 impl Drop for Sandbox {
     fn drop(&mut self) {
         if let Some(running) = self.running.take() {
-            let _ = self
-                .runtime
-                .block_on(async { tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await });
+            let _ = self.runtime.block_on(async {
+                tokio::time::timeout(Duration::from_secs(5), running.shutdown()).await
+            });
         }
     }
 }
@@ -241,6 +282,8 @@ pub struct TenantSetup {
     pub concurrency: usize,
     /// `api_retry_budget`, when set.
     pub retry_budget: Option<String>,
+    /// `max_file_size`, when set.
+    pub max_file_size: Option<String>,
 }
 
 /// What a finished importer process did.
@@ -403,6 +446,7 @@ impl Lab {
             failed_to: format!("it@{name}.example.edu"),
             concurrency: 4,
             retry_budget: None,
+            max_file_size: None,
         });
         self.tenants.last_mut().expect("just pushed")
     }
@@ -423,7 +467,11 @@ impl Lab {
     /// The configuration TOML for the current settings.
     pub fn config_text(&self) -> String {
         let mut t = String::new();
-        let _ = writeln!(t, "state_dir = {}", toml_str(&self.state_dir.to_string_lossy()));
+        let _ = writeln!(
+            t,
+            "state_dir = {}",
+            toml_str(&self.state_dir.to_string_lossy())
+        );
         let _ = writeln!(
             t,
             "\n[schedule]\ninterval = {}\nsettle = {}",
@@ -434,7 +482,11 @@ impl Lab {
         for tenant in &self.tenants {
             let _ = writeln!(t, "\n[[tenant]]");
             let _ = writeln!(t, "name = {}", toml_str(&tenant.name));
-            let _ = writeln!(t, "drop_dir = {}", toml_str(&tenant.drop_dir.to_string_lossy()));
+            let _ = writeln!(
+                t,
+                "drop_dir = {}",
+                toml_str(&tenant.drop_dir.to_string_lossy())
+            );
             let _ = writeln!(t, "api_url = {}", toml_str(&tenant.api_url));
             let _ = writeln!(t, "api_token = {}", toml_str(&tenant.api_token));
             let _ = writeln!(t, "reply_to_admin_email = {}", toml_str(&tenant.reply_to));
@@ -442,6 +494,9 @@ impl Lab {
             let _ = writeln!(t, "concurrency = {}", tenant.concurrency);
             if let Some(b) = &tenant.retry_budget {
                 let _ = writeln!(t, "api_retry_budget = {}", toml_str(b));
+            }
+            if let Some(m) = &tenant.max_file_size {
+                let _ = writeln!(t, "max_file_size = {}", toml_str(m));
             }
         }
         t
@@ -604,7 +659,12 @@ impl Lab {
     pub fn drop_entries(&self, tenant: &str) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.drop_dir(tenant))
             .expect("read the drop folder")
-            .map(|e| e.expect("read the drop folder").file_name().to_string_lossy().into_owned())
+            .map(|e| {
+                e.expect("read the drop folder")
+                    .file_name()
+                    .to_string_lossy()
+                    .into_owned()
+            })
             .filter(|n| n != ".bak")
             .collect();
         names.sort();

@@ -9,6 +9,7 @@
 //! The tidy checks (dependency rules between crates, `//!` headers) are `#[test]`s in `tidy.rs`, so
 //! plain `cargo test` runs them.
 
+mod bench_service;
 mod deps;
 #[cfg(test)]
 mod tidy;
@@ -95,6 +96,11 @@ fn lint() -> Result<()> {
 }
 
 fn bench(rest: &[String]) -> Result<()> {
+    if let Some((first, more)) = rest.split_first()
+        && first == "service"
+    {
+        return bench_service::run(more);
+    }
     let all = [
         ("csv", "opscom-csv", "throughput"),
         ("api", "opscom-api", "push"),

@@ -314,25 +314,23 @@ impl Hasher for Identity {
     }
 }
 
-/// Checks one trimmed cell of a mapped column, and records a `unique_id`'s first line.
-#[inline]
+/// Checks one trimmed cell of a mapped column, and records a `unique_id`'s first line. The
+/// usual value costs a few comparisons here; the rest is out of line.
+#[inline(always)]
 fn check_cell(
     plan: &Plan,
     value: &str,
     line: u64,
-    seen: &mut HashMap<u64, u64, BuildHasherDefault<Identity>>,
+    seen: &mut SeenIds,
     problems: &mut Vec<RowProblem>,
 ) {
-    if value.is_empty() {
+    let Some(&first) = value.as_bytes().first() else {
         if plan.attr.required {
-            problems.push(RowProblem::RequiredEmpty {
-                column: plan.name.clone(),
-            });
+            required_empty(plan, problems);
         }
         return;
-    }
-    // Most values need no more than a length comparison.
-    let digit_id = plan.id_key && value.as_bytes()[0].is_ascii_digit();
+    };
+    let digit_id = plan.id_key && first.is_ascii_digit();
     let simple = match plan.attr.limit {
         Limit::None => !digit_id,
         Limit::MaxChars { max } => value.len() <= max && !digit_id,
@@ -342,17 +340,38 @@ fn check_cell(
         check_value(plan.attr, &plan.name, value, plan.id_key, problems);
     }
     if plan.unique_id {
-        match seen.entry(id_hash(value)) {
-            std::collections::hash_map::Entry::Occupied(first) => {
-                problems.push(RowProblem::DuplicateId {
-                    column: plan.name.clone(),
-                    value: value.to_owned(),
-                    first_line: *first.get(),
-                });
-            }
-            std::collections::hash_map::Entry::Vacant(slot) => {
-                slot.insert(line);
-            }
+        check_duplicate(plan, value, line, seen, problems);
+    }
+}
+
+#[cold]
+fn required_empty(plan: &Plan, problems: &mut Vec<RowProblem>) {
+    problems.push(RowProblem::RequiredEmpty {
+        column: plan.name.clone(),
+    });
+}
+
+/// The first line of each `unique_id` seen, by a 64-bit hash of the id.
+type SeenIds = HashMap<u64, u64, BuildHasherDefault<Identity>>;
+
+#[inline(never)]
+fn check_duplicate(
+    plan: &Plan,
+    value: &str,
+    line: u64,
+    seen: &mut SeenIds,
+    problems: &mut Vec<RowProblem>,
+) {
+    match seen.entry(id_hash(value)) {
+        std::collections::hash_map::Entry::Occupied(first) => {
+            problems.push(RowProblem::DuplicateId {
+                column: plan.name.clone(),
+                value: value.to_owned(),
+                first_line: *first.get(),
+            });
+        }
+        std::collections::hash_map::Entry::Vacant(slot) => {
+            slot.insert(line);
         }
     }
 }
@@ -399,7 +418,7 @@ pub struct ImportFile<R> {
     keys: ColumnKeys,
     encoding: Encoding,
     max_record_bytes: u64,
-    seen: HashMap<u64, u64, BuildHasherDefault<Identity>>,
+    seen: SeenIds,
     records: u64,
     done: bool,
     ended_with_terminator: Option<bool>,
@@ -514,7 +533,7 @@ impl<R: Read> ImportFile<R> {
                 || (self
                     .record
                     .iter()
-                    .last()
+                    .next_back()
                     .is_some_and(|f| f.contains(&b'\n'))
                     && source.last_content != Some(b'"')));
         let bytes = after.byte() - before.byte();
@@ -601,6 +620,17 @@ impl<R: Read> ImportFile<R> {
                 };
                 cells = self.cells(line)?;
             }
+        }
+        if cells
+            .iter()
+            .all(|c| c.trim_start_matches('\u{feff}').trim().is_empty())
+        {
+            return Err(self.reject(
+                RejectionKind::Empty,
+                Some(line),
+                "The first line is blank: the file has no header row.".into(),
+                "Make the header (unique_id,login_source,...) the first line of the file.",
+            ));
         }
         if cells.len() == 1 {
             let text = &cells[0];

@@ -214,24 +214,24 @@ fn scan_bytes<R: Read + Seek>(
             has_cr |= memchr::memchr(b'\r', chunk).is_some();
         }
         let mut next_carry = 0;
-        if encoding != Encoding::Windows1252 {
-            if let Err(e) = simdutf8::compat::from_utf8(chunk) {
-                let incomplete_tail = e.error_len().is_none() && n > 0;
-                if incomplete_tail {
-                    next_carry = end - e.valid_up_to();
-                } else if encoding == Encoding::Utf8Bom {
-                    let line = line_at(reader, start, chunk_offset + e.valid_up_to() as u64)?;
-                    return Err(reject(
-                        RejectionKind::Encoding,
-                        Some(line),
-                        format!(
-                            "The file starts with a UTF-8 byte-order mark, but line {line} is not valid UTF-8."
-                        ),
-                        SAVE_AS_CSV_UTF8,
-                    ));
-                } else {
-                    encoding = Encoding::Windows1252;
-                }
+        if encoding != Encoding::Windows1252
+            && let Err(e) = simdutf8::compat::from_utf8(chunk)
+        {
+            let incomplete_tail = e.error_len().is_none() && n > 0;
+            if incomplete_tail {
+                next_carry = end - e.valid_up_to();
+            } else if encoding == Encoding::Utf8Bom {
+                let line = line_at(reader, start, chunk_offset + e.valid_up_to() as u64)?;
+                return Err(reject(
+                    RejectionKind::Encoding,
+                    Some(line),
+                    format!(
+                        "The file starts with a UTF-8 byte-order mark, but line {line} is not valid UTF-8."
+                    ),
+                    SAVE_AS_CSV_UTF8,
+                ));
+            } else {
+                encoding = Encoding::Windows1252;
             }
         }
         if n == 0 {

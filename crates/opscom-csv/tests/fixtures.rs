@@ -251,12 +251,21 @@ fn a_file_cut_off_without_its_line_end_is_flagged() {
     assert_eq!(got.file.unwrap().2, Some(true));
 }
 
+/// A fixture rejected whole: file, options, kind, line, substrings of the message.
+type Rejected<'a> = (
+    &'a str,
+    &'a ReadOptions,
+    RejectionKind,
+    Option<u64>,
+    &'a [&'a str],
+);
+
 #[test]
 fn files_rejected_whole() {
     let small = ReadOptions::default().max_record_bytes(1024);
     let limited = ReadOptions::default().max_file_bytes(Some(1000));
     #[rustfmt::skip]
-    let table: &[(&str, &ReadOptions, RejectionKind, Option<u64>, &[&str])] = &[
+    let table: &[Rejected<'_>] = &[
         ("semicolon.csv", &ReadOptions::default(), RejectionKind::Delimiter, Some(1), &["semicolons (`;`)", "CSV UTF-8 (Comma delimited)"]),
         ("tab.csv", &ReadOptions::default(), RejectionKind::Delimiter, Some(1), &["tabs"]),
         ("sep_semicolon_hint.csv", &ReadOptions::default(), RejectionKind::Delimiter, Some(1), &["semicolons"]),
@@ -275,6 +284,7 @@ fn files_rejected_whole() {
         ("empty_header_cell.csv", &ReadOptions::default(), RejectionKind::EmptyHeader, Some(1), &["Column 3 has an empty header"]),
         ("empty.csv", &ReadOptions::default(), RejectionKind::Empty, None, &["empty"]),
         ("bom_only.csv", &ReadOptions::default(), RejectionKind::Empty, None, &["empty"]),
+        ("blank_header_line.csv", &ReadOptions::default(), RejectionKind::Empty, Some(1), &["no header row"]),
         ("header_only.csv", &ReadOptions::default(), RejectionKind::NoDataRows, None, &["no users' rows"]),
         ("only_blank_rows.csv", &ReadOptions::default(), RejectionKind::NoDataRows, None, &["no users' rows"]),
         ("too_large.csv", &limited, RejectionKind::TooLarge, None, &["the limit for this folder is 1000 bytes"]),
@@ -360,4 +370,12 @@ fn an_unreadable_file_is_an_io_error_naming_the_file() {
     assert!(err.is_io());
     assert_eq!(err.to_string(), "x.csv: cannot read the file: disk on fire");
     assert_eq!(err.summary().kind, "io");
+}
+
+#[test]
+fn reader_rows_and_errors_can_move_to_another_thread() {
+    fn send<T: Send + 'static>() {}
+    send::<ImportFile<File>>();
+    send::<RowOutcome>();
+    send::<FileError>();
 }

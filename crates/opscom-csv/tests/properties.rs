@@ -193,9 +193,12 @@ proptest! {
     fn no_input_panics(bytes in proptest::collection::vec(any::<u8>(), 0..400), small in any::<bool>()) {
         let options = if small { ReadOptions::default().max_record_bytes(16) } else { ReadOptions::default() };
         if let Ok(mut file) = ImportFile::open(Cursor::new(bytes), "x.csv", &options) {
-            for outcome in file.by_ref() {
-                if let Ok(RowOutcome::Invalid(i)) = outcome {
-                    let _ = i.reason();
+            let mut last = 0;
+            for outcome in file.by_ref().flatten() {
+                prop_assert!(outcome.line() > last);
+                last = outcome.line();
+                if let RowOutcome::Invalid(i) = outcome {
+                    prop_assert!(!i.reason().is_empty());
                 }
             }
         }
@@ -205,8 +208,10 @@ proptest! {
     fn csv_like_input_never_panics(lines in proptest::collection::vec("[a-z_,\"\r\n ;0-9@.=-]{0,40}", 0..12)) {
         let data = format!("unique_id,login_source,email,state\n{}", lines.concat());
         if let Ok(file) = ImportFile::open(Cursor::new(data), "x.csv", &ReadOptions::default()) {
-            for outcome in file {
-                let _ = outcome.map(|o| o.line());
+            let mut last = 1; // the header's line
+            for outcome in file.flatten() {
+                prop_assert!(outcome.line() > last, "line {} after {}", outcome.line(), last);
+                last = outcome.line();
             }
         }
     }

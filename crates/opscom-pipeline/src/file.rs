@@ -403,10 +403,10 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         );
         let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
         for path in [&work.journal, &work.report] {
-            if let Err(e) = std::fs::remove_file(path) {
-                if e.kind() != io::ErrorKind::NotFound {
-                    warn!(path = %path.display(), error = %e, "could not remove a work file");
-                }
+            if let Err(e) = std::fs::remove_file(path)
+                && e.kind() != io::ErrorKind::NotFound
+            {
+                warn!(path = %path.display(), error = %e, "could not remove a work file");
             }
         }
         Ok(End::Archived {

@@ -1,8 +1,9 @@
 //! The real `opscom-import` binary against the sandbox API and a real SMTP server: one test
 //! binary, so that its tests run side by side.
 //!
-//! Needs `cargo build -p opscom-import` first and a Python with aiosmtpd
-//! (`OPSCOM_TEST_PYTHON=…/venv/bin/python`; `cargo xtask test` sets both up).
+//! The harness builds the binary (`cargo build -p opscom-import`) before the first test. The SMTP
+//! tests need a Python with aiosmtpd (`OPSCOM_TEST_PYTHON=…/venv/bin/python`; `cargo xtask test`
+//! sets it up).
 
 mod cli;
 mod concurrency;
