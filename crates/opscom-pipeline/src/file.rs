@@ -281,6 +281,13 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 check.header
             }
             Err(e) => match e.kind() {
+                // A quote still open at the end of a young file: an upload cut off mid-value.
+                opscom_csv::ErrorKind::Rejected(r)
+                    if r.kind == opscom_csv::RejectionKind::UnterminatedQuote
+                        && change_age(&meta, cx.now) < cut_off_grace(cx.settle) =>
+                {
+                    return Err(DeferReason::CutOff);
+                }
                 opscom_csv::ErrorKind::Rejected(rejection) => {
                     let rejection = rejection.clone();
                     return self.reject(&mut journal, &progress.marks, rejection).await;
