@@ -452,3 +452,41 @@ async fn shutdown_mid_file_checkpoints_and_the_next_pass_finishes_it() {
         api2.ids().len()
     );
 }
+
+#[tokio::test]
+async fn a_young_upload_cut_off_mid_row_waits_instead_of_importing_half_a_row() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    let path = t.drop_dir.join("r.csv");
+    // The last row stops mid-way, with no line end: an upload still being written.
+    std::fs::write(
+        &path,
+        "unique_id,login_source,first_name,email\nU1,OPSCOM,Ann,a@x.example\nU2,OPSC",
+    )
+    .unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(SystemTime::now() - Duration::from_secs(5))
+        .unwrap();
+    let api = RecordingApi::new(Mode::Accept);
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
+
+    let report = service.once(no_shutdown()).await;
+    assert!(report.waits(), "{report:?}");
+    assert_eq!(
+        report.tenants[0].files[0].reason.as_deref(),
+        Some("the last row is cut off without its line end (upload unfinished?)")
+    );
+    assert!(
+        api.ids().is_empty(),
+        "nothing pushed from a half-written file"
+    );
+    assert!(bak(&t.drop_dir).is_empty());
+    assert!(
+        mailer.kinds().is_empty(),
+        "an unfinished upload is not the client's error"
+    );
+}
