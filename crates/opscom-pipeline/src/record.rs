@@ -48,7 +48,9 @@ pub struct FileRecord {
     /// Why the file was rejected or deferred.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub reason: Option<String>,
-    /// Name under `.bak/` once archived.
+    /// Name under `.bak/`, in the record a pass returns. Absent in `records.jsonl`: the line is
+    /// appended before the move into `.bak` (the order of commitment), and the move is logged
+    /// (`file archived`, with `archived_as`).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub archived_as: Option<String>,
     /// Processing time in milliseconds.

@@ -10,6 +10,8 @@ use std::time::{Duration, Instant};
 
 use rustix::process::{Pid, Signal, kill_process};
 
+/// The file in a run folder that names the SMTP server's Maildir.
+pub const MAILDIR_NOTE: &str = "smtp.maildir";
 /// Every user, group and folder the test makes starts with this.
 pub const PREFIX: &str = "opscom-e2e";
 /// Held (std `File::lock`) for the whole run: the test never runs in parallel with itself.
@@ -402,6 +404,13 @@ pub fn remove_leftovers() {
     }
     remove_users_and_groups();
     for root in scratch_roots() {
+        // The SMTP server's Maildir (a temporary folder of the testkit), noted at start.
+        if let Ok(maildir) = std::fs::read_to_string(root.join("run").join(MAILDIR_NOTE)) {
+            let maildir = Path::new(maildir.trim());
+            if maildir.starts_with(std::env::temp_dir()) && maildir.is_dir() {
+                let _ = std::fs::remove_dir_all(maildir);
+            }
+        }
         if let Err(e) = std::fs::remove_dir_all(&root) {
             eprintln!("e2e: cannot remove {}: {e}", root.display());
         }

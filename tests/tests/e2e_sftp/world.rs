@@ -175,7 +175,13 @@ impl World {
             made_run_sshd,
             _lock: lock,
         };
-        // The SMTP server is the testkit's child: record it too, for a later run's cleanup.
+        // The SMTP server is the testkit's child: record it and its Maildir too, for a later
+        // run's cleanup should this one crash.
+        fs::write(
+            run_dir.join(system::MAILDIR_NOTE),
+            world.smtp.maildir().as_os_str().as_encoded_bytes(),
+        )
+        .expect("note the Maildir");
         for pid in system::children_matching("aiosmtpd") {
             system::record_pid(
                 &run_dir.join(format!("smtp-{pid}.pid")),

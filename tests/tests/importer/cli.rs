@@ -85,6 +85,19 @@ fn a_configuration_from_the_environment_is_accepted() {
         String::from_utf8_lossy(&run.stderr)
     );
     assert_eq!(sandbox.users().len(), 3);
+
+    // A token file's trailing newline is not part of the token.
+    let token_file = lab.root().join("token");
+    std::fs::write(&token_file, format!("{}\n", opscom_tests::DEFAULT_TOKEN)).expect("write");
+    let text = good.replace(
+        token_line,
+        &format!("api_token_file = \"{}\"", token_file.display()),
+    );
+    lab.upload("acme", "second.csv", &roster("TF", 2));
+    let config = lab.write_config_text(&text);
+    lab.run_to_end(&["once", "--config", &config.to_string_lossy()])
+        .expect_code(0, "once with the token in a file");
+    assert_eq!(sandbox.users().len(), 5);
 }
 
 #[test]

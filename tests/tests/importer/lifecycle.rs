@@ -439,7 +439,14 @@ fn windows_1252_and_utf16_files_import_with_their_accents() {
     let sandbox = Sandbox::start();
     let smtp = SmtpServer::start();
     let mut lab = Lab::new(&smtp.url());
-    lab.tenant("acme", &sandbox.url());
+    // A trailing `/` on api_url is harmless.
+    lab.tenant("acme", &format!("{}/", sandbox.url()));
+
+    // UTF-8 with a BOM, LF line ends, quoted fields with commas, quotes and a line break.
+    let utf8 = "\u{FEFF}unique_id,login_source,first_name,last_name,city,street\n\
+                Q1,OPSCOM,Zoë,\"O\"\"Neil\",Québec,\"Apt 4, 200 Navy St\"\n\
+                Q2,OPSCOM,Åsa,Ek,Malmö,\"Line one\nline two\"\n";
+    lab.upload_aged("acme", "bom.csv", utf8.as_bytes(), Duration::from_secs(400));
 
     // What Excel's "CSV (Comma delimited)" writes on a Western Windows: Windows-1252.
     let mut cp1252 = b"unique_id,login_source,first_name,last_name,city\r\n".to_vec();
@@ -481,6 +488,15 @@ fn windows_1252_and_utf16_files_import_with_their_accents() {
     assert_eq!(attr("U1", "first_name"), "Zoë");
     assert_eq!(attr("U1", "last_name"), "Łukasiewicz");
     assert_eq!(attr("U1", "city"), "Kraków");
+    assert_eq!(
+        attr("Q1", "first_name"),
+        "Zoë",
+        "the BOM is not part of the first header"
+    );
+    assert_eq!(attr("Q1", "last_name"), "O\"Neil");
+    assert_eq!(attr("Q1", "street"), "Apt 4, 200 Navy St");
+    assert_eq!(attr("Q2", "street"), "Line one\nline two");
+    assert_eq!(attr("Q2", "city"), "Malmö");
     assert!(smtp.messages().is_empty(), "{}", describe(&smtp.messages()));
     let records = lab.records();
     assert!(
@@ -608,7 +624,7 @@ fn files_go_oldest_first_and_a_symlink_does_not_break_the_pass() {
     );
     lab.upload_aged(
         "acme",
-        "a-tuesday.csv",
+        "a-tuesday.CSV",
         &roster("TUE", 20),
         Duration::from_secs(1800),
     );
@@ -650,7 +666,7 @@ fn files_go_oldest_first_and_a_symlink_does_not_break_the_pass() {
     );
     let records = lab.records();
     let files: Vec<&str> = records.iter().map(|r| r.file.as_str()).collect();
-    assert_eq!(files, ["z-monday.csv", "a-tuesday.csv"]);
+    assert_eq!(files, ["z-monday.csv", "a-tuesday.CSV"]);
 
     // The skipped entries are left where they are, the symlink's target untouched.
     assert_eq!(
@@ -673,7 +689,7 @@ fn files_go_oldest_first_and_a_symlink_does_not_break_the_pass() {
     assert_eq!(std::fs::read(&outside).expect("read"), roster("SECRET", 3));
     assert_eq!(
         lab.bak("acme").keys().collect::<Vec<_>>(),
-        ["a-tuesday.csv", "z-monday.csv"]
+        ["a-tuesday.CSV", "z-monday.csv"]
     );
 }
 
@@ -845,4 +861,51 @@ fn demo_runs_end_to_end() {
         .unwrap_or_else(|| panic!("the demo prints where .bak is:\n{stdout}"));
     assert!(std::path::Path::new(bak).is_file(), "{bak} exists");
     assert!(bak.starts_with(&*lab.root().to_string_lossy()), "{bak}");
+}
+
+#[test]
+fn the_failure_csv_pads_short_rows_and_quotes_extra_cells() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.tenant("acme", &sandbox.url());
+    let header = "unique_id,login_source,first_name,last_name";
+    lab.upload(
+        "acme",
+        "ragged.csv",
+        &csv(
+            header,
+            &[
+                "R1,OPSCOM,Ann,Lee",
+                "R2,OPSCOM,Short",
+                "R3,OPSCOM,Too,Many,Cells,Here",
+                "R4,,No,Source",
+            ],
+        ),
+    );
+
+    lab.once().expect_code(0, "once over a ragged file");
+    assert_eq!(sandbox.users_by_id().keys().collect::<Vec<_>>(), ["R1"]);
+    let mail = messages_to(&smtp, "it@acme.example.edu");
+    assert_eq!(mail.len(), 1, "{}", describe(&mail));
+    let attachment = &mail[0].attachments()[0];
+    let text = String::from_utf8_lossy(&attachment.data[3..]).into_owned();
+    let lines: Vec<&str> = text.trim_end_matches("\r\n").split("\r\n").collect();
+    assert_eq!(lines[0], format!("{header},import_error"));
+    assert_eq!(lines.len(), 4, "{text}");
+    assert!(
+        lines[1].starts_with("R2,OPSCOM,Short,,"),
+        "a short row is padded to the header's width: {text}"
+    );
+    assert!(lines[2].starts_with("R3,OPSCOM,Too,Many,"), "{text}");
+    assert!(
+        lines[2].contains("Cells") && lines[2].contains("Here"),
+        "extra cells are quoted in the reason: {text}"
+    );
+    assert!(lines[3].starts_with("R4,,No,Source,"), "{text}");
+    assert!(
+        mail[0].subject().is_some_and(|s| s.contains("3 of 4")),
+        "{:?}",
+        mail[0].subject()
+    );
 }
