@@ -701,8 +701,18 @@ fn reachable_by_others(bin: &Path) -> bool {
 
 /// Gives `root` and everything below it (symlinks themselves, never their targets) to `uid`.
 /// Entries that vanish meanwhile (an importer still running moves files) are passed over.
+/// Files whose name starts with this keep their owner when the lab is handed to `nobody`: they
+/// stand for uploads the importer may not read.
+pub const KEEP_OWNER_PREFIX: &str = "root-owned-";
+
 fn chown_tree(root: &Path, uid: u32) {
     let gone = |e: &std::io::Error| e.kind() == std::io::ErrorKind::NotFound;
+    if root
+        .file_name()
+        .is_some_and(|n| n.to_string_lossy().starts_with(KEEP_OWNER_PREFIX))
+    {
+        return;
+    }
     match std::os::unix::fs::lchown(root, Some(uid), Some(uid)) {
         Ok(()) => {}
         Err(e) if gone(&e) => return,

@@ -41,6 +41,13 @@ B2002,OPSCOM,Donald,Knuth,donald@b.example.edu
 B2003,OPSCOM,Frances,Allen,frances@b.example.edu
 ";
 
+/// Tenant B's file uploaded from a private (0600) local file.
+const PRIVATE: &str = "\
+unique_id,login_source,first_name,last_name
+B3001,OPSCOM,Ken,Thompson
+B3002,OPSCOM,Dennis,Ritchie
+";
+
 /// Rows of the large file uploaded slowly.
 const BIG_ROWS: usize = 5000;
 /// Chunks of the slow upload, each followed by a pause well under `settle`.
@@ -89,15 +96,21 @@ fn record_for<'a>(records: &'a [Value], tenant: &str, file: &str) -> Vec<&'a Val
 /// Waits (polling the records file: the importer is another process) until every `(tenant,
 /// file)` has a record that is not `deferred`.
 fn wait_for_records(world: &mut World, wanted: &[(&str, &str)]) -> Vec<Value> {
+    wait_for(world, "every file processed", |all| {
+        wanted.iter().all(|(t, f)| {
+            record_for(all, t, f)
+                .iter()
+                .any(|r| r["outcome"] != "deferred")
+        })
+    })
+}
+
+/// Waits (polling the records file) until `done` holds for the records.
+fn wait_for(world: &mut World, what: &str, done: impl Fn(&[Value]) -> bool) -> Vec<Value> {
     let deadline = Instant::now() + Duration::from_secs(120);
     loop {
         let all = records(world);
-        let done = wanted.iter().all(|(t, f)| {
-            record_for(&all, t, f)
-                .iter()
-                .any(|r| r["outcome"] != "deferred")
-        });
-        if done {
+        if done(&all) {
             return all;
         }
         assert!(
@@ -106,7 +119,7 @@ fn wait_for_records(world: &mut World, wanted: &[(&str, &str)]) -> Vec<Value> {
         );
         assert!(
             Instant::now() < deadline,
-            "not every file was processed within 120 s; records so far:\n{}",
+            "no {what} within 120 s; records so far:\n{}",
             all.iter()
                 .map(Value::to_string)
                 .collect::<Vec<_>>()
@@ -399,6 +412,43 @@ fn sftp_uploads_are_imported_with_production_permissions() {
         }
     }
 
+    // A client whose local file is private (0600): OpenSSH's `put` asks for the local mode, the
+    // umask cannot add group read, so the importer cannot read the upload. It is left in place
+    // (not claimed: the client still sees it) and reported, until the client's `chmod` of the doc.
+    local_file(&world, "private.csv", PRIVATE);
+    fs::set_permissions(
+        world.client_dir.join("private.csv"),
+        fs::Permissions::from_mode(0o600),
+    )
+    .expect("chmod 600");
+    world.sftp_ok(&b, "put private.csv");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !fs::read_to_string(&world.importer_log)
+        .unwrap_or_default()
+        .contains("may not read it")
+    {
+        assert!(
+            Instant::now() < deadline,
+            "the unreadable upload was never reported; log:\n{}",
+            system::tail(&world.importer_log, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    let listing = world.sftp_ok(&b, "ls -1 /upload");
+    assert!(
+        listing
+            .lines()
+            .any(|l| l.trim_end().ends_with("private.csv")),
+        "the unreadable upload stays visible to the client:\n{listing}"
+    );
+    run_doc_fix_for_unreadable_uploads(&world, &b);
+    wait_for_records(&mut world, &[(&b.user, "private.csv")]);
+    let users = world.sandbox_get("/_sandbox/users");
+    assert!(
+        users.contains("B3001") && users.contains("B3002"),
+        "private.csv imported after the fix"
+    );
+
     // The operator's commands of docs/operating.md on the records and the log.
     run_doc_commands(&world);
 
@@ -513,6 +563,19 @@ fn run_doc_commands(world: &World) {
             "no token in `{command}`"
         );
     }
+}
+
+/// The doc's fix for uploads the importer cannot read (`find … -exec chmod g+r`), run on
+/// `tenant`'s work folder.
+fn run_doc_fix_for_unreadable_uploads(world: &World, tenant: &Tenant) {
+    let doc =
+        fs::read_to_string(world.workspace.join("docs/operating.md")).expect("docs/operating.md");
+    let command = "chmod 640 roster.csv";
+    assert!(
+        doc.lines().any(|l| l == command),
+        "docs/operating.md shows the client's fix `{command}`"
+    );
+    world.sftp_ok(tenant, &command.replace("roster.csv", "private.csv"));
 }
 
 #[test]

@@ -12,7 +12,8 @@
 //! Usage: `cargo xtask bench service [latency] [rss] [--n N] [--rows 100000,1000000]
 //! [--api-latency 50ms] [--no-build]` (default: both, N = 30, rows 10k, 100k, 200k, 1M).
 //! The report is markdown on stdout; progress goes to stderr. Everything runs in a temporary
-//! folder that is removed afterwards; only 127.0.0.1 is used.
+//! folder that is removed afterwards (kept, for profiling, when `OPSCOM_BENCH_KEEP` is set);
+//! only 127.0.0.1 is used.
 
 use std::fmt::Write as _;
 use std::fs::{self, File};
@@ -162,8 +163,23 @@ fn machine() -> String {
                 .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
+    let git = |args: &[&str]| {
+        Command::new("git")
+            .args(args)
+            .current_dir(crate::root())
+            .output()
+            .ok()
+            .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
+            .unwrap_or_default()
+    };
+    let commit = git(&["rev-parse", "--short", "HEAD"]);
+    let dirty = if git(&["status", "--porcelain", "--untracked-files=no"]).is_empty() {
+        ""
+    } else {
+        " with uncommitted changes"
+    };
     format!(
-        "Run {date}; {cores} cores ({cpu}), Linux {}; release profile.",
+        "Run {date} at commit {commit}{dirty}; {cores} cores ({cpu}), Linux {}; release profile.",
         kernel.trim()
     )
 }
@@ -189,7 +205,11 @@ impl Scratch {
 
 impl Drop for Scratch {
     fn drop(&mut self) {
-        let _ = fs::remove_dir_all(&self.0);
+        if std::env::var_os("OPSCOM_BENCH_KEEP").is_some() {
+            eprintln!("kept {} (OPSCOM_BENCH_KEEP)", self.0.display());
+        } else {
+            let _ = fs::remove_dir_all(&self.0);
+        }
     }
 }
 

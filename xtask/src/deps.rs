@@ -20,7 +20,7 @@ fn has_aiosmtpd(python: &Path) -> bool {
         .is_ok_and(|s| s.success())
 }
 
-fn is_root() -> bool {
+pub(crate) fn is_root() -> bool {
     Command::new("id")
         .arg("-u")
         .output()
@@ -69,21 +69,5 @@ pub(crate) fn smtp_server_python() -> Result<PathBuf> {
         "no SMTP server for the tests: aiosmtpd could not be installed.\n\
          Fix: `python3 -m venv target/tools/venv && target/tools/venv/bin/pip install aiosmtpd`, \
          or as root `apt-get install python3-aiosmtpd`, then run `cargo xtask test` again."
-    )
-}
-
-/// OpenSSH's server (for the SFTP end-to-end test), installed through apt when missing.
-pub(crate) fn ensure_sshd() -> Result<()> {
-    let present = |p: &str| Path::new(p).exists();
-    if present("/usr/sbin/sshd") && present("/usr/bin/sftp") {
-        return Ok(());
-    }
-    eprintln!("OpenSSH (sshd, sftp) is missing: the SFTP end-to-end test needs it; installing it");
-    if is_root() && apt_install(&["openssh-server", "openssh-client"]).is_ok() {
-        return Ok(());
-    }
-    bail!(
-        "OpenSSH's sshd is missing and could not be installed.\n\
-         Fix: as root, `apt-get update && apt-get install -y openssh-server`, then run `cargo xtask test` again."
     )
 }

@@ -11,6 +11,7 @@
 
 mod bench_service;
 mod deps;
+mod e2e;
 #[cfg(test)]
 mod tidy;
 
@@ -31,6 +32,7 @@ fn main() -> Result<()> {
         "lint" => lint(),
         "bench" => bench(rest),
         "fuzz" => fuzz(rest),
+        "e2e" => e2e::run(),
         "help" | "--help" | "-h" => {
             println!("{HELP}");
             Ok(())
@@ -45,7 +47,8 @@ cargo xtask <command>
   test [ARGS…]   install the test servers if missing (aiosmtpd; sshd), then `cargo test --workspace ARGS…`
   lint           cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
   bench [NAME]   run the benchmarks (csv, api; default all) and print their reports
-  fuzz [SECS]    run the read+map+validate fuzz target for SECS seconds (default 60; installs cargo-fuzz)";
+  fuzz [SECS]    run the read+map+validate fuzz target for SECS seconds (default 60; installs cargo-fuzz)
+  e2e            only the end-to-end test through OpenSSH's sshd and sftp (as root; installs sshd)";
 
 /// The workspace root (the parent of this crate's folder).
 pub(crate) fn root() -> PathBuf {
@@ -75,7 +78,7 @@ fn cargo() -> Command {
 
 fn test(extra: &[String]) -> Result<()> {
     let python = deps::smtp_server_python()?;
-    deps::ensure_sshd()?;
+    e2e::ensure_tools()?;
     eprintln!("SMTP test server: {} -m aiosmtpd", python.display());
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])

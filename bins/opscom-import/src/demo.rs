@@ -88,7 +88,7 @@ async fn demo() -> anyhow::Result<()> {
     for pass in &report.tenants {
         for r in &pass.files {
             println!(
-                "{}: {} rows, {} imported, {} failed ({:?})",
+                "{}: {} rows, {} imported, {} failed ({})",
                 r.file, r.rows_total, r.rows_ok, r.rows_failed, r.outcome
             );
         }

@@ -36,7 +36,8 @@ pub enum RejectionKind {
     DuplicateHeader,
     /// A required column is missing.
     MissingColumn,
-    /// A header cell is empty.
+    /// A header cell is empty. No longer produced: an empty header cell is an unnamed column
+    /// ([`crate::Column::Unnamed`]) and a value under it fails only its row.
     EmptyHeader,
 }
 

@@ -1,4 +1,5 @@
-//! Header mapping: each header cell to an attribute of the schema, or the ignored `import_error`.
+//! Header mapping: each header cell to an attribute of the schema, the ignored `import_error`, or
+//! an unnamed column (an empty header cell).
 
 use crate::error::{Rejection, RejectionKind};
 use opscom_schema::{Attribute, IMPORT_ERROR_COLUMN};
@@ -11,6 +12,9 @@ pub enum Column {
     Attribute(&'static Attribute),
     /// The `import_error` column of one of our failure reports: ignored.
     ImportError,
+    /// A column whose header cell is empty (Excel exports formatted but unused columns so, often
+    /// at the right end): ignored while its cells are empty; a row with a value in it fails.
+    Unnamed,
 }
 
 /// The mapping of a file's columns, by position.
@@ -25,8 +29,9 @@ const MAX_LISTED: usize = 10;
 
 impl HeaderMap {
     /// Maps header cells (as uploaded): exact match against the possible names after removing a
-    /// byte-order mark and surrounding spaces. `line` is the header's physical line, for the
-    /// rejection. Every problem of the header is listed in one rejection.
+    /// byte-order mark and surrounding spaces; an empty cell is an [`Column::Unnamed`] column.
+    /// `line` is the header's physical line, for the rejection. Every problem of the header is
+    /// listed in one rejection.
     pub fn from_header<S: AsRef<str>>(cells: &[S], line: u64) -> Result<HeaderMap, Rejection> {
         let mut columns = Vec::with_capacity(cells.len());
         let mut names: Vec<String> = Vec::with_capacity(cells.len());
@@ -37,11 +42,7 @@ impl HeaderMap {
             let name = clean(cell.as_ref());
             let number = i + 1;
             if name.is_empty() {
-                problems.push((
-                    RejectionKind::EmptyHeader,
-                    format!("Column {number} has an empty header."),
-                ));
-                columns.push(Column::ImportError);
+                columns.push(Column::Unnamed);
                 names.push(String::new());
                 continue;
             }
@@ -139,11 +140,12 @@ impl HeaderMap {
     pub fn attribute(&self, i: usize) -> Option<&'static Attribute> {
         match self.columns.get(i)? {
             Column::Attribute(a) => Some(a),
-            Column::ImportError => None,
+            Column::ImportError | Column::Unnamed => None,
         }
     }
 
-    /// The header of column `i` as the file spells it (trimmed, BOM removed).
+    /// The header of column `i` as the file spells it (trimmed, BOM removed; empty for an
+    /// unnamed column).
     pub fn name(&self, i: usize) -> Option<&str> {
         self.names.get(i).map(String::as_str)
     }
@@ -167,7 +169,7 @@ impl HeaderMap {
             .enumerate()
             .filter_map(|(i, c)| match c {
                 Column::Attribute(a) => Some((i, *a)),
-                Column::ImportError => None,
+                Column::ImportError | Column::Unnamed => None,
             })
     }
 }
@@ -250,13 +252,37 @@ mod tests {
     }
 
     #[test]
-    fn missing_required_and_empty_header() {
+    fn missing_required() {
         let r = reject(&["unique_id", "email"]);
         assert_eq!(r.kind, RejectionKind::MissingColumn);
         assert!(r.reason.contains("`login_source` is missing"), "{r}");
-        let r = reject(&["unique_id", "login_source", " "]);
-        assert_eq!(r.kind, RejectionKind::EmptyHeader);
-        assert!(r.reason.contains("Column 3"), "{r}");
+        // An empty header cell does not stand for a missing column.
+        let r = reject(&["unique_id", "", "email"]);
+        assert_eq!(r.kind, RejectionKind::MissingColumn);
+    }
+
+    #[test]
+    fn empty_header_cells_are_unnamed_columns() {
+        let map = HeaderMap::from_header(
+            &["unique_id", " ", "login_source", "email", "", "\u{feff}"],
+            1,
+        )
+        .unwrap();
+        assert_eq!(map.len(), 6);
+        let unnamed: Vec<usize> = (0..map.len())
+            .filter(|&i| map.columns()[i] == Column::Unnamed)
+            .collect();
+        assert_eq!(unnamed, [1, 4, 5]);
+        assert_eq!(map.attribute(1), None);
+        assert_eq!(map.name(1), Some(""));
+        assert_eq!(map.position("login_source"), Some(2));
+        // Not mistaken for our report's `import_error` column (whose cells are restored).
+        assert_eq!(map.import_error_column(), None);
+        assert_eq!(map.attributes().count(), 3);
+        // Two empty cells are not a duplicated header.
+        let r = reject(&["unique_id", "", "", "Email"]);
+        assert_eq!(r.kind, RejectionKind::UnknownHeader);
+        assert!(!r.reason.contains("twice"), "{r}");
     }
 
     #[test]

@@ -3,14 +3,12 @@
 use crate::cells::Cells;
 use crate::error::{FileError, Rejection, RejectionKind, SAVE_AS_CSV_UTF8};
 use crate::formula;
-use crate::header::HeaderMap;
+use crate::header::{Column, HeaderMap};
 use crate::sniff::{self, Encoding, SniffError};
-use crate::validate::{RowProblem, check_value, is_id_key, trim};
+use crate::validate::{Kind, RowProblem, check_value, is_id_key, quick_ok, trim};
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
-use opscom_schema::Limit;
 use serde::Serialize;
 use std::collections::HashMap;
-use std::hash::{BuildHasherDefault, Hash, Hasher};
 use std::io::{self, Read, Seek, SeekFrom};
 
 /// How to read a file.
@@ -289,55 +287,119 @@ impl<R: Read> Read for Source<R> {
     }
 }
 
-/// A deterministic 64-bit hash of an id (SipHash with fixed keys).
-fn id_hash(id: &str) -> u64 {
-    let mut h = std::hash::DefaultHasher::new();
-    id.hash(&mut h);
-    h.finish()
+/// A deterministic, well-mixed 64-bit hash of an id's bytes (folded 64×64→128-bit multiplies,
+/// 8 bytes at a time, in the manner of wyhash). Two different ids share a hash with a chance
+/// of about 2^-64 per pair: about 3·10^-8 for some pair among a million ids.
+fn id_hash(id: &[u8]) -> u64 {
+    const P0: u64 = 0xa076_1d64_78bd_642f;
+    const P1: u64 = 0xe703_7ed1_a0b4_28db;
+    const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+    #[inline(always)]
+    fn mix(a: u64, b: u64) -> u64 {
+        let r = u128::from(a) * u128::from(b);
+        (r as u64) ^ ((r >> 64) as u64)
+    }
+    let mut h = mix(id.len() as u64 ^ P0, P1);
+    let mut chunks = id.chunks_exact(8);
+    for chunk in &mut chunks {
+        let mut word = [0u8; 8];
+        word.copy_from_slice(chunk);
+        h = mix(h ^ u64::from_le_bytes(word), P1);
+    }
+    let rest = chunks.remainder();
+    let mut word = [0u8; 8];
+    word[..rest.len()].copy_from_slice(rest);
+    mix(h ^ u64::from_le_bytes(word) ^ P2, P0)
 }
 
-/// The keys are already hashes: pass them through.
+/// The first line of each `unique_id` seen, by a 64-bit hash of the id: an open-addressing
+/// table (linear probing, at most half full) of 12-byte slots (the hash's two halves and the
+/// line), so that a look-up touches one cache line. Lines past `u32::MAX` (a file of billions of
+/// lines) are kept exactly in a map of their own.
 #[derive(Debug, Default)]
-struct Identity(u64);
+struct SeenIds {
+    /// `[low half, high half, line]`; all 0 for an empty slot (a hash of 0 is stored as 1).
+    slots: Vec<[u32; 3]>,
+    len: usize,
+    far: HashMap<u64, u64>,
+}
 
-impl Hasher for Identity {
-    fn finish(&self) -> u64 {
-        self.0
-    }
-    fn write(&mut self, bytes: &[u8]) {
-        for &b in bytes {
-            self.0 = self.0.rotate_left(8) ^ u64::from(b);
+impl SeenIds {
+    const MIN_SLOTS: usize = 1 << 12;
+
+    /// The first line recorded for `hash`, or `None` after recording `line` as its first.
+    #[inline]
+    fn first_or_insert(&mut self, hash: u64, line: u64) -> Option<u64> {
+        let hash = hash.max(1);
+        let (lo, hi) = (hash as u32, (hash >> 32) as u32);
+        if (self.len + 1) * 2 > self.slots.len() {
+            self.grow();
+        }
+        let mask = self.slots.len() - 1;
+        let mut i = hi as usize & mask;
+        loop {
+            let slot = &mut self.slots[i];
+            if slot[0] == lo && slot[1] == hi {
+                return Some(match self.far.get(&hash) {
+                    Some(&far) if slot[2] == u32::MAX => far,
+                    _ => u64::from(slot[2]),
+                });
+            }
+            if slot[0] == 0 && slot[1] == 0 {
+                *slot = [lo, hi, u32::try_from(line).unwrap_or(u32::MAX)];
+                if line >= u64::from(u32::MAX) {
+                    self.far.insert(hash, line);
+                }
+                self.len += 1;
+                return None;
+            }
+            i = (i + 1) & mask;
         }
     }
-    fn write_u64(&mut self, n: u64) {
-        self.0 = n;
+
+    #[cold]
+    fn grow(&mut self) {
+        let len = (self.slots.len() * 2).max(Self::MIN_SLOTS);
+        let mut slots = vec![[0u32; 3]; len];
+        let mask = len - 1;
+        for slot in &self.slots {
+            if slot[0] != 0 || slot[1] != 0 {
+                let mut i = slot[1] as usize & mask;
+                while slots[i][0] != 0 || slots[i][1] != 0 {
+                    i = (i + 1) & mask;
+                }
+                slots[i] = *slot;
+            }
+        }
+        self.slots = slots;
     }
 }
 
-/// Checks one trimmed cell of a mapped column, and records a `unique_id`'s first line. The
-/// usual value costs a few comparisons here; the rest is out of line.
+/// Checks the cell `text[s..e]` (already trimmed) of column `col`, and records a `unique_id`'s
+/// first line. The usual value is decided on its bytes in a few comparisons; the rest is out of
+/// line.
 #[inline(always)]
+#[allow(clippy::too_many_arguments)]
 fn check_cell(
     plan: &Plan,
-    value: &str,
+    col: usize,
+    text: &str,
+    (s, e): (usize, usize),
     line: u64,
     seen: &mut SeenIds,
     problems: &mut Vec<RowProblem>,
 ) {
-    let Some(&first) = value.as_bytes().first() else {
-        if plan.attr.required {
+    let Some(value) = text.as_bytes().get(s..e) else {
+        return;
+    };
+    if value.is_empty() {
+        if plan.required {
             required_empty(plan, problems);
         }
         return;
-    };
-    let digit_id = plan.id_key && first.is_ascii_digit();
-    let simple = match plan.attr.limit {
-        Limit::None => !digit_id,
-        Limit::MaxChars { max } => value.len() <= max && !digit_id,
-        _ => false,
-    };
-    if !simple {
-        check_value(plan.attr, &plan.name, value, plan.id_key, problems);
+    }
+    if !quick_ok(plan.kind, plan.max, plan.id_key, value) {
+        check_slow(plan, col, text.get(s..e).unwrap_or_default(), problems);
     }
     if plan.unique_id {
         check_duplicate(plan, value, line, seen, problems);
@@ -351,39 +413,132 @@ fn required_empty(plan: &Plan, problems: &mut Vec<RowProblem>) {
     });
 }
 
-/// The first line of each `unique_id` seen, by a 64-bit hash of the id.
-type SeenIds = HashMap<u64, u64, BuildHasherDefault<Identity>>;
-
 #[inline(never)]
+fn check_slow(plan: &Plan, col: usize, value: &str, problems: &mut Vec<RowProblem>) {
+    match (plan.kind, plan.attr) {
+        (Kind::Ignored, _) => {}
+        (Kind::Unnamed, _) | (_, None) => problems.push(RowProblem::ValueWithoutHeader {
+            column: col + 1,
+            value: value.to_owned(),
+        }),
+        (_, Some(attr)) => check_value(attr, &plan.name, value, plan.id_key, problems),
+    }
+}
+
+#[inline(always)]
 fn check_duplicate(
     plan: &Plan,
-    value: &str,
+    value: &[u8],
     line: u64,
     seen: &mut SeenIds,
     problems: &mut Vec<RowProblem>,
 ) {
-    match seen.entry(id_hash(value)) {
-        std::collections::hash_map::Entry::Occupied(first) => {
-            problems.push(RowProblem::DuplicateId {
-                column: plan.name.clone(),
-                value: value.to_owned(),
-                first_line: *first.get(),
-            });
-        }
-        std::collections::hash_map::Entry::Vacant(slot) => {
-            slot.insert(line);
-        }
+    if let Some(first_line) = seen.first_or_insert(id_hash(value), line) {
+        duplicate(plan, value, first_line, problems);
     }
 }
 
-/// What to check in one mapped column.
+#[cold]
+fn duplicate(plan: &Plan, value: &[u8], first_line: u64, problems: &mut Vec<RowProblem>) {
+    problems.push(RowProblem::DuplicateId {
+        column: plan.name.clone(),
+        value: String::from_utf8_lossy(value).into_owned(),
+        first_line,
+    });
+}
+
+/// The range of `text[s..e]` without surrounding whitespace; the usual cell, starting and ending
+/// with a printable ASCII character, is decided by two comparisons.
+#[inline(always)]
+fn trim_range(text: &str, s: usize, e: usize) -> (usize, usize) {
+    let bytes = text.as_bytes();
+    let printable = |i: usize| bytes.get(i).is_some_and(|b| b.wrapping_sub(b'!') < 0x5f);
+    if s >= e || (printable(s) && printable(e - 1)) {
+        return (s, e);
+    }
+    trim_range_slow(text, s, e)
+}
+
+#[inline(never)]
+fn trim_range_slow(text: &str, s: usize, e: usize) -> (usize, usize) {
+    let Some(cell) = text.get(s..e) else {
+        return (s, e);
+    };
+    let start = cell.trim_start();
+    let s = s + (cell.len() - start.len());
+    (s, s + start.trim_end().len())
+}
+
+/// How the fast path treats a column.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Mode {
+    /// Nothing to check (`import_error`).
+    Skip,
+    /// Optional free text that is not an id: a cell no longer than `max` bytes needs nothing.
+    Fits,
+    /// Trimmed and checked.
+    Check,
+}
+
+/// Whether any cell of `text` (cut at `ends`) has a value once trimmed.
+#[cold]
+fn has_value(text: &str, ends: &[u32]) -> bool {
+    let mut start = 0;
+    ends.iter().any(|&end| {
+        let end = end as usize;
+        let (s, e) = trim_range(text, start, end);
+        start = end;
+        s < e
+    })
+}
+
+/// What to check in one column, precomputed from the mapping.
 #[derive(Debug)]
 struct Plan {
-    attr: &'static opscom_schema::Attribute,
+    mode: Mode,
+    kind: Kind,
+    /// The byte length up to which a value certainly fits the column's character limit.
+    max: usize,
+    attr: Option<&'static opscom_schema::Attribute>,
     /// The header as the file spells it, for reasons.
     name: String,
+    required: bool,
     id_key: bool,
     unique_id: bool,
+}
+
+impl Plan {
+    fn new(column: Column, name: &str) -> Plan {
+        let (kind, max, attr) = match column {
+            Column::Attribute(attr) => {
+                let (kind, max) = Kind::of(attr.limit);
+                (kind, max, Some(attr))
+            }
+            Column::ImportError => (Kind::Ignored, usize::MAX, None),
+            Column::Unnamed => (Kind::Unnamed, 0, None),
+        };
+        let (required, id_key) = (
+            attr.is_some_and(|a| a.required),
+            attr.is_some_and(|a| is_id_key(a.key)),
+        );
+        let mode = match kind {
+            Kind::Ignored => Mode::Skip,
+            Kind::Text if !required && !id_key => Mode::Fits,
+            _ => Mode::Check,
+        };
+        Plan {
+            mode,
+            kind,
+            max,
+            attr,
+            name: attr
+                .map_or(name, |a| if name.is_empty() { a.key } else { name })
+                .to_owned(),
+            required,
+            id_key,
+            unique_id: attr.is_some_and(|a| a.key == "unique_id"),
+        }
+    }
 }
 
 const CSV_BUFFER: usize = 64 * 1024;
@@ -391,7 +546,8 @@ const CSV_BUFFER: usize = 64 * 1024;
 /// One client file, opened for reading: the encoding is known and the header mapped.
 ///
 /// Rows come from [`ImportFile::next_row`] (or the [`Iterator`] impl), one at a time; memory
-/// does not grow with the file except for the duplicate-`unique_id` check (16 bytes per row).
+/// does not grow with the file except for the duplicate-`unique_id` check (12 to 24 bytes per
+/// row).
 /// Reading the same bytes again gives the same outcomes.
 ///
 /// ```
@@ -414,7 +570,7 @@ pub struct ImportFile<R> {
     map: HeaderMap,
     restore: bool,
     /// Per column: what to check, precomputed from the mapping.
-    plan: Vec<Option<Plan>>,
+    plan: Vec<Plan>,
     keys: ColumnKeys,
     encoding: Encoding,
     max_record_bytes: u64,
@@ -481,7 +637,7 @@ impl<R: Read + Seek> ImportFile<R> {
             keys: ColumnKeys::new(&[]),
             encoding,
             max_record_bytes,
-            seen: HashMap::default(),
+            seen: SeenIds::default(),
             records: 0,
             done: false,
             ended_with_terminator: None,
@@ -632,8 +788,8 @@ impl<R: Read> ImportFile<R> {
                 "Make the header (unique_id,login_source,...) the first line of the file.",
             ));
         }
-        if cells.len() == 1 {
-            let text = &cells[0];
+        let mut filled = cells.iter().filter(|c| !c.trim().is_empty());
+        if let (Some(text), None) = (filled.next(), filled.next()) {
             let candidates = [
                 (';', "semicolons (`;`)"),
                 ('\t', "tabs"),
@@ -667,15 +823,12 @@ impl<R: Read> ImportFile<R> {
         self.map = HeaderMap::from_header(&self.header_raw, line)
             .map_err(|r| FileError::rejected(&self.name, r))?;
         self.restore = self.map.import_error_column().is_some();
-        self.plan = (0..self.map.len())
-            .map(|i| {
-                self.map.attribute(i).map(|attr| Plan {
-                    attr,
-                    name: self.map.name(i).unwrap_or(attr.key).to_owned(),
-                    id_key: is_id_key(attr.key),
-                    unique_id: attr.key == "unique_id",
-                })
-            })
+        self.plan = self
+            .map
+            .columns()
+            .iter()
+            .enumerate()
+            .map(|(i, &column)| Plan::new(column, self.map.name(i).unwrap_or_default()))
             .collect();
         let keys: Vec<Option<&str>> = (0..self.map.len())
             .map(|i| self.map.attribute(i).map(|a| a.key))
@@ -774,8 +927,10 @@ impl<R: Read> ImportFile<R> {
         }
     }
 
-    /// The usual row (no `import_error` column, as many cells as the header) in one pass over
-    /// its fields: copied, trimmed and checked together. `Ok(None)` for an all-empty row.
+    /// The usual row (no `import_error` column, as many cells as the header), on the record's
+    /// bytes: the text validated once, the cells' bounds taken in one tight pass, then each
+    /// column checked as its [`Mode`] says, and the text copied once. `Ok(None)` for an
+    /// all-empty row.
     fn fast_outcome(&mut self, line: u64) -> Result<Option<RowOutcome>, FileError> {
         let bytes = self.record.as_slice();
         let (Ok(text), Ok(_)) = (
@@ -785,30 +940,46 @@ impl<R: Read> ImportFile<R> {
             return Err(self.not_text(line));
         };
         let n = self.record.len();
-        let mut ends = Vec::with_capacity(n);
+        let mut ends: Vec<u32> = Vec::with_capacity(n);
+        // A cell must start on a character boundary: not so only if the file changed under us
+        // (the record's text is valid UTF-8, but a delimiter split a character).
+        let mut split = false;
+        let mut next = 0;
+        for field in &self.record {
+            next += field.len();
+            ends.push(next as u32);
+            split |= bytes.get(next).is_some_and(|&b| (b as i8) < -0x40);
+        }
+        if split {
+            return Err(self.not_text(line));
+        }
+        // The CR of a CRLF line end stays out of the last cell.
+        let last_start = if n > 1 { ends[n - 2] } else { 0 };
+        if let Some(last) = ends.last_mut()
+            && *last > last_start
+            && bytes.get(*last as usize - 1) == Some(&b'\r')
+        {
+            *last -= 1;
+        }
         let mut problems = Vec::new();
+        // Whether a checked cell has a value; when none has, the row may be all empty.
         let mut any = false;
         let mut start = 0;
-        for (i, (field, plan)) in self.record.iter().zip(&self.plan).enumerate() {
-            let next = start + field.len();
-            // The CR of a CRLF line end stays out of the last cell.
-            let end = if i + 1 == n && field.last() == Some(&b'\r') {
-                next - 1
-            } else {
-                next
-            };
-            let Some(cell) = text.get(start..end) else {
-                return Err(self.not_text(line));
-            };
-            ends.push(end as u32);
-            start = next;
-            let value = trim(cell);
-            any |= !value.is_empty();
-            if let Some(plan) = plan {
-                check_cell(plan, value, line, &mut self.seen, &mut problems);
+        for (col, (plan, &end)) in self.plan.iter().zip(&ends).enumerate() {
+            let (s, e) = (start, end as usize);
+            start = e;
+            match plan.mode {
+                Mode::Skip => {}
+                // Trimming only shortens a value: one that fits untrimmed needs nothing more.
+                Mode::Fits if e.saturating_sub(s) <= plan.max => {}
+                Mode::Fits | Mode::Check => {
+                    let range = trim_range(text, s, e);
+                    any |= range.0 < range.1;
+                    check_cell(plan, col, text, range, line, &mut self.seen, &mut problems);
+                }
             }
         }
-        if !any {
+        if !any && !has_value(text, &ends) {
             return Ok(None);
         }
         self.records += 1;
@@ -858,10 +1029,17 @@ impl<R: Read> ImportFile<R> {
             });
         }
         let mut problems = Vec::new();
-        for (plan, cell) in self.plan.iter().zip(raw.iter()) {
-            if let Some(plan) = plan {
-                check_cell(plan, trim(cell), line, &mut self.seen, &mut problems);
-            }
+        for (col, (plan, cell)) in self.plan.iter().zip(raw.iter()).enumerate() {
+            let value = trim(cell);
+            check_cell(
+                plan,
+                col,
+                value,
+                (0, value.len()),
+                line,
+                &mut self.seen,
+                &mut problems,
+            );
         }
         if problems.is_empty() {
             RowOutcome::Valid(ValidRow {

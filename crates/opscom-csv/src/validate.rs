@@ -93,6 +93,14 @@ pub enum RowProblem {
         /// The value, trimmed.
         value: String,
     },
+    /// A non-empty value in a column whose header cell is empty (Excel often exports such
+    /// columns, empty, at the right end of a sheet).
+    ValueWithoutHeader {
+        /// The column's 1-based number.
+        column: usize,
+        /// The value, trimmed.
+        value: String,
+    },
     /// The `unique_id` already appeared on an earlier row of the file.
     DuplicateId {
         /// The column's header.
@@ -116,6 +124,7 @@ impl RowProblem {
             RowProblem::NotNumericId { .. } => "not_numeric_id",
             RowProblem::NotEmail { .. } => "not_email",
             RowProblem::ScientificNotation { .. } => "scientific_notation",
+            RowProblem::ValueWithoutHeader { .. } => "value_without_header",
             RowProblem::DuplicateId { .. } => "duplicate_id",
         }
     }
@@ -123,7 +132,7 @@ impl RowProblem {
     /// The column concerned, as the file's header spells it.
     pub fn column(&self) -> Option<&str> {
         match self {
-            RowProblem::FieldCount { .. } => None,
+            RowProblem::FieldCount { .. } | RowProblem::ValueWithoutHeader { .. } => None,
             RowProblem::RequiredEmpty { column }
             | RowProblem::TooLong { column, .. }
             | RowProblem::NotProvince { column, .. }
@@ -262,6 +271,11 @@ impl fmt::Display for RowProblem {
                 "`{column}` is {}, a number Excel turned into scientific notation and the real digits are lost (format the column as text in Excel and export again)",
                 Quoted(value)
             ),
+            RowProblem::ValueWithoutHeader { column, value } => write!(
+                f,
+                "a value in column {column}, which has no header: {}",
+                Quoted(value)
+            ),
             RowProblem::DuplicateId {
                 column,
                 value,
@@ -348,7 +362,7 @@ pub(crate) fn check_value(
 
 /// An e-mail address an OPSCOM site can use: RFC syntax, a dotted domain, no display name.
 pub fn is_email(value: &str) -> bool {
-    if is_plain_email(value) {
+    if is_plain_email(value.as_bytes()) {
         return true;
     }
     let options = email_address::Options {
@@ -360,11 +374,67 @@ pub fn is_email(value: &str) -> bool {
     email_address::EmailAddress::parse_with_options(value, options).is_ok()
 }
 
+/// What a column's values must look like, precomputed from its attribute's limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Kind {
+    /// Not checked: the `import_error` column.
+    Ignored,
+    /// A column whose header cell is empty: any value is a problem.
+    Unnamed,
+    /// Free text, at most `max` characters.
+    Text,
+    /// An e-mail address of at most `max` characters.
+    Email,
+    /// Two ASCII letters.
+    Province,
+    /// `YYYY-MM-DD`, a date that exists.
+    Date,
+    /// 1 to 10 ASCII digits.
+    NumericId,
+}
+
+impl Kind {
+    /// The kind for a limit, with the byte length up to which a value certainly fits the
+    /// character limit (`usize::MAX` when there is none).
+    pub(crate) fn of(limit: Limit) -> (Kind, usize) {
+        match limit {
+            Limit::None => (Kind::Text, usize::MAX),
+            Limit::MaxChars { max } => (Kind::Text, max),
+            Limit::Email { max } => (Kind::Email, max),
+            Limit::Province => (Kind::Province, 2),
+            Limit::Date => (Kind::Date, 10),
+            Limit::NumericId => (Kind::NumericId, 10),
+        }
+    }
+}
+
+/// Whether the non-empty, trimmed value `v` certainly passes every check of its column, decided
+/// on its bytes without building a `&str`. When it is `false`, [`check_value`] decides (and may
+/// still find nothing wrong); when it is `true`, [`check_value`] would find nothing.
+#[inline(always)]
+pub(crate) fn quick_ok(kind: Kind, max: usize, id_key: bool, v: &[u8]) -> bool {
+    match kind {
+        Kind::Ignored => true,
+        Kind::Unnamed => false,
+        // A value in scientific notation starts with a digit and has an `E`.
+        Kind::Text => {
+            v.len() <= max
+                && !(id_key
+                    && v.first().is_some_and(u8::is_ascii_digit)
+                    && v.iter().any(|&b| b | 0x20 == b'e'))
+        }
+        Kind::Email => v.len() <= max && is_plain_email(v),
+        Kind::Province => v.len() == 2 && v.iter().all(u8::is_ascii_alphabetic),
+        Kind::Date => is_date_bytes(v),
+        Kind::NumericId => (1..=10).contains(&v.len()) && v.iter().all(u8::is_ascii_digit),
+    }
+}
+
 /// The usual address, checked without the full parser: `[A-Za-z0-9._%+-]` local part (no dot at
 /// its ends, no `..`, at most 64 characters), and two or more domain labels of letters, digits
 /// and inner hyphens (each at most 63, all at most 253). Every address it accepts, the full
 /// parser accepts too (a property test checks this); it may refuse some the parser accepts.
-fn is_plain_email(value: &str) -> bool {
+fn is_plain_email(bytes: &[u8]) -> bool {
     /// Characters of the plain local part other than the dot.
     const LOCAL: [bool; 256] = {
         let mut t = [false; 256];
@@ -376,66 +446,73 @@ fn is_plain_email(value: &str) -> bool {
         }
         t
     };
-    let bytes = value.as_bytes();
-    let Some(at) = bytes.iter().position(|&b| b == b'@') else {
-        return false;
-    };
-    let (local, domain) = (&bytes[..at], &bytes[at + 1..]);
-    if !(1..=64).contains(&local.len()) || domain.len() > 253 {
-        return false;
-    }
+    // The local part, up to the first byte that may not be in it (which must be the `@`).
+    let mut at = 0;
     let mut prev = b'.'; // a dot may not start the local part
-    for &b in local {
+    for &b in bytes {
         if !(LOCAL[usize::from(b)] || (b == b'.' && prev != b'.')) {
-            return false;
+            break;
         }
         prev = b;
+        at += 1;
     }
-    if prev == b'.' {
+    if prev == b'.' || at > 64 || bytes.get(at) != Some(&b'@') {
+        return false;
+    }
+    let domain = &bytes[at + 1..];
+    if domain.len() > 253 {
         return false;
     }
     let (mut labels, mut len, mut prev) = (1, 0usize, b'.');
     for &b in domain {
-        if b == b'.' {
-            if len == 0 || prev == b'-' {
+        if b.is_ascii_alphanumeric() || (b == b'-' && len > 0) {
+            len += 1;
+        } else if b == b'.' {
+            if len == 0 || len > 63 || prev == b'-' {
                 return false;
             }
             labels += 1;
             len = 0;
-        } else if b.is_ascii_alphanumeric() || (b == b'-' && len > 0) {
-            len += 1;
-            if len > 63 {
-                return false;
-            }
         } else {
             return false;
         }
         prev = b;
     }
-    len > 0 && prev != b'-' && labels >= 2
+    (1..=63).contains(&len) && prev != b'-' && labels >= 2
 }
 
 fn is_date_shape(value: &str) -> bool {
-    let b = value.as_bytes();
-    b.len() == 10
-        && b[4] == b'-'
-        && b[7] == b'-'
-        && b.iter()
-            .enumerate()
-            .all(|(i, c)| i == 4 || i == 7 || c.is_ascii_digit())
+    date_parts(value.as_bytes()).is_some()
+}
+
+/// `(year, month, day)` of a value shaped `DDDD-DD-DD`.
+#[inline(always)]
+fn date_parts(b: &[u8]) -> Option<(u32, u32, u32)> {
+    let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
+        return None;
+    };
+    let digits = [y0, y1, y2, y3, m0, m1, d0, d1].map(|c| c.wrapping_sub(b'0'));
+    if digits.iter().any(|&d| d > 9) {
+        return None;
+    }
+    let [y0, y1, y2, y3, m0, m1, d0, d1] = digits.map(u32::from);
+    Some((
+        y0 * 1000 + y1 * 100 + y2 * 10 + y3,
+        m0 * 10 + m1,
+        d0 * 10 + d1,
+    ))
 }
 
 /// A date that exists, written `YYYY-MM-DD` (year 0001 to 9999).
 pub fn is_date(value: &str) -> bool {
-    if !is_date_shape(value) {
+    is_date_bytes(value.as_bytes())
+}
+
+#[inline(always)]
+fn is_date_bytes(value: &[u8]) -> bool {
+    let Some((year, month, day)) = date_parts(value) else {
         return false;
-    }
-    let num = |r: std::ops::Range<usize>| {
-        value.as_bytes()[r]
-            .iter()
-            .fold(0u32, |n, d| n * 10 + u32::from(d - b'0'))
     };
-    let (year, month, day) = (num(0..4), num(5..7), num(8..10));
     let leap = (year % 4 == 0 && year % 100 != 0) || year % 400 == 0;
     let days = match month {
         1 | 3 | 5 | 7 | 8 | 10 | 12 => 31,
@@ -531,7 +608,7 @@ mod tests {
             &format!("a@{}.com", "b".repeat(63)),
         ];
         for e in samples {
-            assert!(is_plain_email(e), "{e}");
+            assert!(is_plain_email(e.as_bytes()), "{e}");
             assert!(
                 email_address::EmailAddress::parse_with_options(e, options).is_ok(),
                 "{e}"
@@ -548,7 +625,7 @@ mod tests {
             &format!("{}@acme.edu", "a".repeat(65)),
             &format!("a@{}.com", "b".repeat(64)),
         ] {
-            assert!(!is_plain_email(e), "{e}");
+            assert!(!is_plain_email(e.as_bytes()), "{e}");
         }
     }
 
@@ -561,8 +638,33 @@ mod tests {
                 allow_display_text: false,
                 allow_long_local_parts: false,
             };
-            if is_plain_email(&e) {
+            if is_plain_email(e.as_bytes()) {
                 proptest::prop_assert!(email_address::EmailAddress::parse_with_options(&e, options).is_ok(), "{}", e);
+            }
+        }
+    }
+
+    proptest::proptest! {
+        /// The byte-level shortcut never accepts what the full check refuses.
+        #[test]
+        fn quick_ok_accepts_only_what_check_value_accepts(
+            value in proptest::prop_oneof![
+                "[a-zA-Z0-9@.,E+é -]{1,14}",
+                "[0-9]{1,12}(E\\+?[0-9]{1,3})?",
+                "[0-9]{4}-[0-9]{2}-[0-9]{2}",
+                "[a-z]{1,70}",
+                "[a-z0-9.]{1,66}@[a-z0-9.-]{1,70}",
+                "[a-z]{30,64}@[a-z]{10,40}\\.[a-z]{10,40}\\.com",
+            ],
+        ) {
+            for attr in opscom_schema::attributes() {
+                let (kind, max) = Kind::of(attr.limit);
+                let id_key = is_id_key(attr.key);
+                if quick_ok(kind, max, id_key, value.as_bytes()) {
+                    let mut problems = Vec::new();
+                    check_value(attr, attr.key, &value, id_key, &mut problems);
+                    proptest::prop_assert!(problems.is_empty(), "{}: {:?}: {:?}", attr.key, value, problems);
+                }
             }
         }
     }

@@ -122,6 +122,25 @@ fn files_that_read() {
         ("cr_only.csv", Encoding::Utf8, &[(2, None), (4, None), (6, Some(&["`unique_id` is required"]))]),
         ("sep_hint.csv", Encoding::Utf8, &[(3, None), (4, Some(&["`unique_id` is required"]))]),
         ("no_final_newline.csv", Encoding::Utf8, &[(2, None), (3, None)]),
+        // Empty header cells are columns without a header: ignored while empty.
+        ("empty_header_cell.csv", Encoding::Utf8, &[(2, None)]),
+        ("empty_header_cells_excel.csv", Encoding::Utf8, &[(2, None), (3, None), (4, None)]),
+        ("value_under_empty_header.csv", Encoding::Utf8, &[
+            (2, None),
+            (3, Some(&["a value in column 7, which has no header: `xyz`"])),
+            (4, None),
+            (5, Some(&["a value in column 3, which has no header: `note`"])),
+            (7, Some(&["the row has 6 values but the header has 7 columns"])),
+            (8, Some(&[
+                "`email` is not a valid e-mail address: `f@`",
+                "a value in column 6, which has no header: `two lines`",
+            ])),
+            (10, None),
+        ]),
+        ("import_error_and_empty_header.csv", Encoding::Utf8, &[
+            (2, None),
+            (3, Some(&["a value in column 4, which has no header: `oops`"])),
+        ]),
     ];
     for (name, encoding, rows) in table {
         let got = read(name, &ReadOptions::default());
@@ -244,6 +263,57 @@ fn import_error_column_is_ignored_and_neutralised_cells_restored() {
 }
 
 #[test]
+fn columns_without_a_header_are_ignored_until_a_row_fills_one() {
+    let got = read("empty_header_cells_excel.csv", &ReadOptions::default());
+    // The failure CSV repeats the header as uploaded, empty cells included.
+    assert_eq!(
+        got.file.unwrap().1,
+        ["unique_id", "login_source", "email", "", ""]
+    );
+    let row = valid(&got.rows[1]);
+    assert_eq!(row.raw, vec!["2", "OPSCOM", "john@acme.edu", " ", ""]);
+    assert_eq!(
+        row.fields().collect::<Vec<_>>(),
+        [
+            ("unique_id", "2"),
+            ("login_source", "OPSCOM"),
+            ("email", "john@acme.edu")
+        ]
+    );
+
+    let got = read("value_under_empty_header.csv", &ReadOptions::default());
+    assert!(got.error.is_none());
+    let RowOutcome::Invalid(row) = &got.rows[1] else {
+        panic!("{:?}", got.rows[1])
+    };
+    // The one problem of the row, in plain words; the row's cells are kept as uploaded.
+    assert_eq!(
+        row.reason(),
+        "a value in column 7, which has no header: `xyz`"
+    );
+    assert_eq!(
+        row.raw,
+        vec!["2", "OPSCOM", "", "b@acme.edu", "", "", "xyz"]
+    );
+    assert_eq!(row.problems[0].category(), "value_without_header");
+    assert_eq!(row.problems[0].column(), None);
+    assert!(!row.looks_like_excel_damage());
+    let json = serde_json::to_value(&row.problems[0]).unwrap();
+    assert_eq!(json["kind"], "value_without_header");
+    assert_eq!(json["column"], 7);
+    assert_eq!(json["value"], "xyz");
+    let valid_ids: Vec<&str> = got
+        .rows
+        .iter()
+        .filter_map(|r| match r {
+            RowOutcome::Valid(v) => Some(v.unique_id()),
+            RowOutcome::Invalid(_) => None,
+        })
+        .collect();
+    assert_eq!(valid_ids, ["1", "3", "7"]);
+}
+
+#[test]
 fn a_file_cut_off_without_its_line_end_is_flagged() {
     let got = read("no_final_newline.csv", &ReadOptions::default());
     assert_eq!(got.file.unwrap().2, Some(false));
@@ -281,7 +351,7 @@ fn files_rejected_whole() {
         ("province_and_state.csv", &ReadOptions::default(), RejectionKind::AmbiguousHeader, Some(1), &["`province` (column 3) and `state` (column 4)"]),
         ("duplicate_header.csv", &ReadOptions::default(), RejectionKind::DuplicateHeader, Some(1), &["`email` appears twice"]),
         ("missing_required.csv", &ReadOptions::default(), RejectionKind::MissingColumn, Some(1), &["required column `login_source` is missing"]),
-        ("empty_header_cell.csv", &ReadOptions::default(), RejectionKind::EmptyHeader, Some(1), &["Column 3 has an empty header"]),
+        ("semicolon_trailing_empty_cells.csv", &ReadOptions::default(), RejectionKind::Delimiter, Some(1), &["semicolons (`;`)"]),
         ("empty.csv", &ReadOptions::default(), RejectionKind::Empty, None, &["empty"]),
         ("bom_only.csv", &ReadOptions::default(), RejectionKind::Empty, None, &["empty"]),
         ("blank_header_line.csv", &ReadOptions::default(), RejectionKind::Empty, Some(1), &["no header row"]),
@@ -315,6 +385,7 @@ fn files_rejected_whole() {
 fn rereading_gives_identical_outcomes() {
     for name in [
         "row_rules.csv",
+        "value_under_empty_header.csv",
         "windows1252_late.csv",
         "crlf_quoted_newlines.csv",
     ] {

@@ -40,7 +40,7 @@ pub fn log_pass(pass: &TenantPass) {
         tracing::info!(
             tenant = %r.tenant,
             file = %r.file,
-            outcome = ?r.outcome,
+            outcome = %r.outcome,
             rows_total = r.rows_total,
             rows_ok = r.rows_ok,
             rows_failed = r.rows_failed,

@@ -26,6 +26,18 @@ pub enum Outcome {
     Deferred,
 }
 
+impl std::fmt::Display for Outcome {
+    /// The same word as in `records.jsonl` (`imported_with_failures`).
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Outcome::Imported => "imported",
+            Outcome::ImportedWithFailures => "imported_with_failures",
+            Outcome::Rejected => "rejected",
+            Outcome::Deferred => "deferred",
+        })
+    }
+}
+
 /// One processed file.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct FileRecord {

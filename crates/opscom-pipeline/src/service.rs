@@ -115,7 +115,7 @@ impl Service {
                 .map_err(|e| format!("{}: {e}", t.work_dir.display()))
                 .and_then(|()| {
                     DropFolder::open(&t.drop_dir, &t.work_dir)
-                        .map(drop)
+                        .and_then(|folder| folder.probe_claim())
                         .map_err(|e| e.to_string())
                 });
             if let Err(reason) = checked {

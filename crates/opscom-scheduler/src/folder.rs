@@ -79,6 +79,8 @@ pub enum SkipReason {
     ControlCharacter,
     /// The name is not valid UTF-8.
     InvalidUtf8,
+    /// The importer is not allowed to read it (uploaded without group read permission).
+    Unreadable,
 }
 
 impl std::fmt::Display for SkipReason {
@@ -96,6 +98,9 @@ impl std::fmt::Display for SkipReason {
             }
             SkipReason::InvalidUtf8 => {
                 "its name is not valid UTF-8; rename it with letters, digits, spaces, '-' or '_'"
+            }
+            SkipReason::Unreadable => {
+                "the importer may not read it (permission denied); upload it again readable by the group, or have the folder's permissions fixed"
             }
         })
     }
@@ -274,6 +279,48 @@ impl DropFolder {
         })
     }
 
+    /// Checks at start that a file can be claimed: renames a hidden probe file from the work
+    /// directory into the drop folder and back. `st_dev` alone misses bind mounts (systemd's
+    /// `ReadWritePaths=` makes one per path), across which a rename fails with `EXDEV`.
+    pub fn probe_claim(&self) -> Result<(), FolderError> {
+        let name = format!(".opscom-import-probe-{}", std::process::id());
+        let io = |op, e: Errno| FolderError::Io {
+            op,
+            path: self.drop_path.join(&name),
+            source: e.into(),
+        };
+        drop(
+            rustix::fs::openat(
+                &self.claimed,
+                name.as_str(),
+                OFlags::CREATE
+                    | OFlags::WRONLY
+                    | OFlags::TRUNC
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+            .map_err(|e| io("cannot create a probe file", e))?,
+        );
+        let there = rustix::fs::renameat(&self.claimed, name.as_str(), &self.drop, name.as_str());
+        let back = there.and_then(|()| {
+            rustix::fs::renameat(&self.drop, name.as_str(), &self.claimed, name.as_str())
+        });
+        let _ = rustix::fs::unlinkat(&self.claimed, name.as_str(), AtFlags::empty());
+        let _ = rustix::fs::unlinkat(&self.drop, name.as_str(), AtFlags::empty());
+        match back {
+            Ok(()) => Ok(()),
+            Err(Errno::XDEV) => Err(FolderError::CrossDevice {
+                drop_dir: self.drop_path.clone(),
+                work_dir: self.work_path.clone(),
+            }),
+            Err(e) => Err(io(
+                "cannot move files between the drop folder and the work folder",
+                e,
+            )),
+        }
+    }
+
     /// The drop folder as configured (for messages).
     pub fn drop_path(&self) -> &Path {
         &self.drop_path
@@ -343,6 +390,23 @@ impl DropFolder {
             if age < settle {
                 scan.settling += 1;
                 continue;
+            }
+            // Claiming a file the importer cannot read would hide it from the client and block
+            // the tenant: leave it, and report it.
+            match rustix::fs::openat(
+                &self.drop,
+                name.as_str(),
+                OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
+                Mode::empty(),
+            ) {
+                Err(Errno::ACCESS | Errno::PERM) => {
+                    scan.skipped.push(Skipped {
+                        name,
+                        reason: SkipReason::Unreadable,
+                    });
+                    continue;
+                }
+                Ok(_) | Err(_) => {}
             }
             scan.ready.push(Candidate {
                 name,

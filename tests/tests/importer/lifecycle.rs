@@ -909,3 +909,46 @@ fn the_failure_csv_pads_short_rows_and_quotes_extra_cells() {
         mail[0].subject()
     );
 }
+
+#[test]
+fn an_upload_the_importer_may_not_read_is_left_and_reported_without_blocking_the_tenant() {
+    use std::os::unix::fs::PermissionsExt;
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.tenant("acme", &sandbox.url());
+    // As root the importer runs as `nobody` and the file stays root's; otherwise the file is
+    // made unreadable to its owner.
+    let as_nobody = lab.run_unprivileged();
+    let private = lab.upload_aged(
+        "acme",
+        &format!("{}private.csv", opscom_tests::KEEP_OWNER_PREFIX),
+        &roster("P", 2),
+        Duration::from_secs(3600),
+    );
+    let mode = if as_nobody { 0o600 } else { 0o000 };
+    std::fs::set_permissions(&private, std::fs::Permissions::from_mode(mode))
+        .expect("make the upload private");
+    lab.upload_aged(
+        "acme",
+        "roster.csv",
+        &roster("R", 2),
+        Duration::from_secs(60),
+    );
+
+    let run = lab.once();
+    run.expect_code(0, "once with an unreadable upload before a good one");
+    assert_eq!(lab.bak("acme").keys().collect::<Vec<_>>(), ["roster.csv"]);
+    assert_eq!(
+        lab.drop_entries("acme"),
+        [format!("{}private.csv", opscom_tests::KEEP_OWNER_PREFIX)],
+        "the unreadable upload stays where the client can see and fix it"
+    );
+    assert!(
+        run.stderr.contains("may not read it"),
+        "the skip is reported: {}",
+        run.stderr
+    );
+    let users = sandbox.users_by_id();
+    assert_eq!(users.keys().collect::<Vec<_>>(), ["R0", "R1"]);
+}
