@@ -11,7 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
@@ -57,6 +57,20 @@ impl std::fmt::Display for DeferReason {
             DeferReason::TokenRejected(e) => write!(f, "API token refused: {e}"),
             DeferReason::Io(e) => write!(f, "I/O fault: {e}"),
             DeferReason::Shutdown => f.write_str("the service is stopping"),
+        }
+    }
+}
+
+impl DeferReason {
+    /// A short stable name of the reason (for deciding whether a deferral is news).
+    pub fn key(&self) -> &'static str {
+        match self {
+            DeferReason::StillChanging => "still_changing",
+            DeferReason::CutOff => "cut_off",
+            DeferReason::ApiUnreachable(_) => "api_unreachable",
+            DeferReason::TokenRejected(_) => "token_rejected",
+            DeferReason::Io(_) => "io",
+            DeferReason::Shutdown => "shutdown",
         }
     }
 }
@@ -144,6 +158,8 @@ fn change_age(meta: &std::fs::Metadata, now: SystemTime) -> Duration {
 pub(crate) struct WorkFiles {
     pub journal: PathBuf,
     pub report: PathBuf,
+    /// The reason of the last deferral recorded for the claim.
+    pub deferred: PathBuf,
 }
 
 impl WorkFiles {
@@ -151,6 +167,9 @@ impl WorkFiles {
         WorkFiles {
             journal: work_dir.join("journal").join(format!("{claim_id}.jsonl")),
             report: work_dir.join("reports").join(format!("{claim_id}.csv")),
+            deferred: work_dir
+                .join("journal")
+                .join(format!("{claim_id}.deferred")),
         }
     }
 }
@@ -228,8 +247,17 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             }
             End::Deferred(reason) => {
                 let record = record(Outcome::Deferred, Some(reason.to_string()));
-                if let Err(e) = self.cx.records.append(&record) {
-                    warn!(tenant = %self.cx.tenant.name, error = %e, "could not append a record");
+                // One record per deferral, not one per pass: a file waiting out a long outage
+                // gets a new line only when the reason changes.
+                let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
+                let last = std::fs::read_to_string(&work.deferred).unwrap_or_default();
+                if last != reason.key() {
+                    if let Err(e) = self.cx.records.append(&record) {
+                        warn!(tenant = %self.cx.tenant.name, error = %e, "could not append a record");
+                    }
+                    let _ =
+                        std::fs::create_dir_all(work.journal.parent().unwrap_or(Path::new(".")));
+                    let _ = std::fs::write(&work.deferred, reason.key());
                 }
                 FileOutcome::Deferred {
                     reason,
@@ -409,7 +437,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             "file archived"
         );
         let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
-        for path in [&work.journal, &work.report] {
+        for path in [&work.journal, &work.report, &work.deferred] {
             if let Err(e) = std::fs::remove_file(path)
                 && e.kind() != io::ErrorKind::NotFound
             {

@@ -135,6 +135,7 @@ where
 
         match DropFolder::open(&self.tenant.drop_dir, &self.tenant.work_dir) {
             Ok(folder) => {
+                self.remove_orphaned_work_files(&folder);
                 self.take_files(&folder, &reports, shutdown, &mut pass)
                     .await
             }
@@ -239,6 +240,28 @@ where
             }
         }
         Ok(None)
+    }
+
+    /// Removes journals and report files of claims that no longer exist (a crash between the
+    /// move into `.bak` and their removal).
+    fn remove_orphaned_work_files(&self, folder: &DropFolder) {
+        let Ok(claimed) = folder.claimed() else {
+            return;
+        };
+        let live: std::collections::HashSet<String> =
+            claimed.iter().map(|c| c.id().to_owned()).collect();
+        for sub in ["journal", "reports"] {
+            let Ok(entries) = std::fs::read_dir(self.tenant.work_dir.join(sub)) else {
+                continue;
+            };
+            for entry in entries.flatten() {
+                let name = entry.file_name().to_string_lossy().into_owned();
+                let id = name.rsplit_once('.').map_or(name.as_str(), |(id, _)| id);
+                if !live.contains(id) {
+                    let _ = std::fs::remove_file(entry.path());
+                }
+            }
+        }
     }
 
     /// Sends what waits in the spool; true when nothing is left.

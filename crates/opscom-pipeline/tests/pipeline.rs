@@ -353,6 +353,14 @@ async fn an_outage_defers_the_file_reports_once_and_recovers() {
         [ReportKind::ImportDelayed],
         "one e-mail per outage"
     );
+    let records = opscom_pipeline::Records::new(&fx.root.join("state"))
+        .read_all()
+        .unwrap();
+    assert_eq!(
+        records.len(),
+        1,
+        "one record per deferral, not per pass: {records:?}"
+    );
 
     api.set_mode(Mode::Accept);
     let report = service.once(no_shutdown()).await;
