@@ -46,7 +46,7 @@ cargo xtask <command>
 
   test [ARGS…]   install the test servers if missing (aiosmtpd; sshd), then `cargo test --workspace ARGS…`
   lint           cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
-  bench [NAME]   run the benchmarks (csv, api; default all) and print their reports
+  bench [NAME]   run the benchmarks (csv, api, service [ARGS]; default all) and print their reports
   fuzz [SECS]    run the read+map+validate fuzz target for SECS seconds (default 60; installs cargo-fuzz)
   e2e            only the end-to-end test through OpenSSH's sshd and sftp (as root; installs sshd)";
 
@@ -113,10 +113,13 @@ fn bench(rest: &[String]) -> Result<()> {
         .filter(|(name, ..)| rest.is_empty() || rest.iter().any(|r| r == name))
         .collect();
     if wanted.is_empty() {
-        bail!("unknown benchmark; choose from: csv, api");
+        bail!("unknown benchmark; choose from: csv, api, service");
     }
     for (_, package, bench) in wanted {
         run(cargo().args(["bench", "-p", package, "--bench", bench]))?;
+    }
+    if rest.is_empty() {
+        bench_service::run(&[])?;
     }
     Ok(())
 }
