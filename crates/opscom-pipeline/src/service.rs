@@ -195,6 +195,7 @@ impl Service {
         };
         let runners = self.runners.clone();
         let pass_shutdown = shutdown.clone();
+        let settle = self.config.schedule.settle;
         let mut stop = shutdown;
         info!(tenants = self.runners.len(), "service started");
         opscom_scheduler::run_watched(
@@ -204,8 +205,20 @@ impl Service {
                 let runner = Arc::clone(&runners[i]);
                 let shutdown = pass_shutdown.clone();
                 async move {
-                    let pass = runner.pass(shutdown).await;
-                    crate::log_pass(&pass);
+                    // Uploads still settling get their pass once they have settled, without
+                    // waiting for the next interval or another file event.
+                    loop {
+                        let pass = runner.pass(shutdown.clone()).await;
+                        crate::log_pass(&pass);
+                        if pass.settling == 0 || pass.fault.is_some() {
+                            break;
+                        }
+                        let mut stop = shutdown.clone();
+                        tokio::select! {
+                            () = tokio::time::sleep(settle + opscom_scheduler::EVENT_MARGIN) => {}
+                            _ = stop.wait_for(|s| *s) => break,
+                        }
+                    }
                 }
             },
             async move {

@@ -40,6 +40,8 @@ pub struct TenantPass {
     pub busy: bool,
     /// A fault that stopped the tenant's pass (unusable drop folder, `.bak` not a directory…).
     pub fault: Option<String>,
+    /// Uploads seen still settling at the end of the pass: another pass is due `settle` later.
+    pub settling: usize,
 }
 
 impl TenantPass {
@@ -161,7 +163,7 @@ where
                 return;
             }
             let now = self.clock.now();
-            let next = match self.next_file(folder, now) {
+            let next = match self.next_file(folder, now, &mut pass.settling) {
                 Ok(Some(c)) => c,
                 Ok(None) => return,
                 Err(e) => {
@@ -203,6 +205,10 @@ where
                         self.clear_markers();
                     }
                     warn!(tenant = %self.tenant.name, file = %record.file, reason = %reason, "file deferred");
+                    if matches!(reason, DeferReason::StillChanging | DeferReason::CutOff) {
+                        // Still being written: look again once it may have settled.
+                        pass.settling += 1;
+                    }
                     self.report_deferral(reports, &reason, &record);
                     pass.files.push(record);
                     pass.deferred = true;
@@ -218,6 +224,7 @@ where
         &self,
         folder: &DropFolder,
         now: std::time::SystemTime,
+        settling: &mut usize,
     ) -> Result<Option<opscom_scheduler::ClaimedFile>, String> {
         folder.check_bak().map_err(|e| e.to_string())?;
         if let Some(c) = folder
@@ -229,6 +236,7 @@ where
             return Ok(Some(c));
         }
         let scan = folder.scan(now, self.settle).map_err(|e| e.to_string())?;
+        *settling = scan.settling;
         for skipped in &scan.skipped {
             warn!(tenant = %self.tenant.name, file = %skipped.name, reason = %skipped.reason, "file skipped");
         }

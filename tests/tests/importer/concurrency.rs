@@ -182,3 +182,44 @@ fn run_imports_a_new_upload_within_seconds_and_stops_on_sigterm() {
         stopped_at.elapsed()
     );
 }
+
+#[test]
+fn run_takes_an_upload_that_was_still_settling_when_it_started() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.settle = "2s".into();
+    // No interval pass and no file event will come: only the settling upload's own re-check.
+    lab.interval = "1h".into();
+    lab.tenant("acme", &sandbox.url());
+    lab.upload_aged(
+        "acme",
+        "just-finished.csv",
+        &roster("JF", 3),
+        Duration::ZERO,
+    );
+    let config = lab.write_config();
+
+    let started = Instant::now();
+    let service = lab.spawn(&["run", "--config", &config.to_string_lossy()]);
+    wait_for(
+        Duration::from_secs(20),
+        "the settling upload in .bak",
+        || {
+            lab.bak("acme")
+                .contains_key("just-finished.csv")
+                .then_some(())
+        },
+    );
+    assert!(
+        started.elapsed() < Duration::from_secs(10),
+        "taken once settled, not at the next interval ({:?})\n{}",
+        started.elapsed(),
+        service.stderr_so_far()
+    );
+    assert_eq!(sandbox.users().len(), 3);
+    service.signal(Signal::TERM);
+    service
+        .wait(Duration::from_secs(15))
+        .expect_code(0, "run after SIGTERM");
+}
