@@ -80,6 +80,8 @@ fn test(extra: &[String]) -> Result<()> {
     let python = deps::smtp_server_python()?;
     e2e::ensure_tools()?;
     eprintln!("SMTP test server: {} -m aiosmtpd", python.display());
+    // The integration tests drive these binaries; `cargo test` alone does not build them.
+    run(cargo().args(["build", "-p", "opscom-import", "-p", "sandbox-server"]))?;
     run(cargo()
         .args(["test", "--workspace", "--no-fail-fast"])
         .args(extra)
