@@ -22,6 +22,8 @@ const FORMAT_LINE: &[u8] = b"opscom-import report v1\n";
 const SUFFIX: &str = ".report";
 /// Where unreadable entries are moved (kept for an operator, out of the delivery loop).
 const CORRUPT_DIR: &str = "corrupt";
+/// Where reports wait, held back from delivery, until their file is committed.
+const HELD_DIR: &str = "held";
 
 /// The spool failed to read or write its folder.
 #[derive(Debug, thiserror::Error)]
@@ -144,6 +146,98 @@ impl Spool {
             "report queued"
         );
         Ok(SpoolId(name))
+    }
+
+    /// Writes `message` durably like [`Spool::enqueue`], but held back from delivery until
+    /// [`Spool::release`] with the same `hold` tag (e.g. a claimed file's id): a file's report is
+    /// on disk before the file is committed to `.bak`, and sent only after. Writing it again
+    /// with the same tag replaces it.
+    pub fn enqueue_held(&self, message: &OutgoingMessage, hold: &str) -> Result<(), SpoolError> {
+        let path = self.held_path(hold)?;
+        let held = self.dir.join(HELD_DIR);
+        let mut bytes = Vec::with_capacity(message.raw().len() + 512);
+        bytes.extend_from_slice(FORMAT_LINE);
+        serde_json::to_writer(&mut bytes, message.meta()).map_err(|e| SpoolError::Io {
+            path: path.clone(),
+            action: "encode the entry",
+            source: e.into(),
+        })?;
+        bytes.push(b'\n');
+        bytes.extend_from_slice(message.raw());
+        write_atomically(&held, &path, &bytes).map_err(io_err(&path, "write the held entry"))?;
+        Ok(())
+    }
+
+    /// Releases the report held under `hold` into the queue (at its end). Nothing held under
+    /// that tag is not an error (released already).
+    pub fn release(&self, hold: &str) -> Result<(), SpoolError> {
+        let path = self.held_path(hold)?;
+        let message = match File::open(&path) {
+            Ok(mut f) => read_entry(&mut f).map_err(|e| SpoolError::Io {
+                path: path.clone(),
+                action: "read the held entry",
+                source: std::io::Error::other(e),
+            })?,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+            Err(e) => return Err(io_err(&path, "open the held entry")(e)),
+        };
+        let key = &message.meta.key;
+        let entries = self.entries()?;
+        let name = match entries.iter().find(|e| &e.key == key) {
+            Some(existing) => existing.name.clone(),
+            None => {
+                let seq = entries.iter().map(|e| e.seq).max().unwrap_or(0) + 1;
+                format!("{seq:010}-{key}{SUFFIX}")
+            }
+        };
+        let target = self.dir.join(&name);
+        fs::rename(&path, &target).map_err(io_err(&target, "release the held entry"))?;
+        sync_dir(&self.dir).map_err(io_err(&self.dir, "sync the folder"))?;
+        tracing::info!(
+            tenant = %message.meta.tenant,
+            kind = %message.meta.kind,
+            message_id = %message.meta.message_id,
+            entry = %name,
+            "report queued"
+        );
+        Ok(())
+    }
+
+    /// The tags of the reports held back, for releasing those whose file was committed.
+    pub fn held(&self) -> Result<Vec<String>, SpoolError> {
+        let dir = self.dir.join(HELD_DIR);
+        let listing = match fs::read_dir(&dir) {
+            Ok(l) => l,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(io_err(&dir, "list the folder")(e)),
+        };
+        let mut tags: Vec<String> = listing
+            .flatten()
+            .filter_map(|e| {
+                e.file_name()
+                    .to_str()?
+                    .strip_suffix(SUFFIX)
+                    .map(str::to_owned)
+            })
+            .collect();
+        tags.sort();
+        Ok(tags)
+    }
+
+    fn held_path(&self, hold: &str) -> Result<PathBuf, SpoolError> {
+        let ok = !hold.is_empty()
+            && !hold.starts_with('.')
+            && hold
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'-' | b'_' | b'.'));
+        if !ok {
+            return Err(SpoolError::Io {
+                path: self.dir.join(HELD_DIR),
+                action: "name a held entry",
+                source: std::io::Error::other(format!("`{hold}` is not a usable tag")),
+            });
+        }
+        Ok(self.dir.join(HELD_DIR).join(format!("{hold}{SUFFIX}")))
     }
 
     /// The reports waiting, oldest first. Unreadable entries are left out (and moved aside by

@@ -428,6 +428,10 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             .folder
             .archive(self.claimed, self.cx.now)
             .map_err(|e| DeferReason::Io(e.to_string()))?;
+        // Committed: its report (if any) may go. Should this fail, the next pass releases it.
+        if let Err(e) = self.cx.reports.release(self.claimed.id()) {
+            warn!(tenant = %self.cx.tenant.name, error = %e, "cannot release a report; the next pass will");
+        }
         info!(
             tenant = %self.cx.tenant.name,
             file = %self.name(),

@@ -51,17 +51,42 @@ impl ReportSink {
     }
 
     fn enqueue(&self, report: &Report, subject_id: &str) -> Result<(), ReportError> {
-        let message = compose(
+        self.spool.enqueue(&self.compose(report, subject_id)?)?;
+        Ok(())
+    }
+
+    /// Spools a file's report held back until [`ReportSink::release`]: it is on disk before
+    /// the file is committed to `.bak`, and sent only after.
+    fn enqueue_held(&self, report: &Report, claim_id: &str) -> Result<(), ReportError> {
+        self.spool
+            .enqueue_held(&self.compose(report, claim_id)?, claim_id)?;
+        Ok(())
+    }
+
+    fn compose(
+        &self,
+        report: &Report,
+        subject_id: &str,
+    ) -> Result<opscom_mail::OutgoingMessage, ReportError> {
+        Ok(compose(
             report,
             &self.envelope,
             subject_id,
             &ComposeOptions::at(jiff::Timestamp::now()),
-        )?;
-        self.spool.enqueue(&message)?;
-        Ok(())
+        )?)
     }
 
-    /// Spools the report of a file with failed rows, attaching the failure CSV at `csv`.
+    /// Lets the report of claim `claim_id` be sent: its file is in `.bak`.
+    pub fn release(&self, claim_id: &str) -> Result<(), ReportError> {
+        Ok(self.spool.release(claim_id)?)
+    }
+
+    /// Claims whose report is held back.
+    pub fn held(&self) -> Result<Vec<String>, ReportError> {
+        Ok(self.spool.held()?)
+    }
+
+    /// Spools (held) the report of a file with failed rows, attaching the failure CSV at `csv`.
     pub fn failures(
         &self,
         claim_id: &str,
@@ -79,10 +104,10 @@ impl ReportSink {
             summary: summary.clone(),
             failure_csv: Some(csv.to_owned()),
         });
-        self.enqueue(&report, claim_id)
+        self.enqueue_held(&report, claim_id)
     }
 
-    /// Spools the report of a file rejected whole.
+    /// Spools (held) the report of a file rejected whole.
     pub fn rejected(
         &self,
         claim_id: &str,
@@ -96,7 +121,7 @@ impl ReportSink {
             line: rejection.line,
             excel_damage: rejection.kind.looks_like_excel_damage(),
         });
-        self.enqueue(&report, claim_id)
+        self.enqueue_held(&report, claim_id)
     }
 
     /// Spools the "import delayed" report of an outage first seen at `since`.

@@ -137,7 +137,7 @@ where
 
         match DropFolder::open(&self.tenant.drop_dir, &self.tenant.work_dir) {
             Ok(folder) => {
-                self.remove_orphaned_work_files(&folder);
+                self.remove_orphaned_work_files(&folder, &reports);
                 self.take_files(&folder, &reports, shutdown, &mut pass)
                     .await
             }
@@ -251,13 +251,21 @@ where
     }
 
     /// Removes journals and report files of claims that no longer exist (a crash between the
-    /// move into `.bak` and their removal).
-    fn remove_orphaned_work_files(&self, folder: &DropFolder) {
+    /// move into `.bak` and their removal). Also releases reports held for claims that are gone (committed to `.bak` just before a
+    /// crash).
+    fn remove_orphaned_work_files(&self, folder: &DropFolder, reports: &ReportSink) {
         let Ok(claimed) = folder.claimed() else {
             return;
         };
         let live: std::collections::HashSet<String> =
             claimed.iter().map(|c| c.id().to_owned()).collect();
+        for id in reports.held().unwrap_or_default() {
+            if !live.contains(&id)
+                && let Err(e) = reports.release(&id)
+            {
+                warn!(tenant = %self.tenant.name, error = %e, "cannot release a report");
+            }
+        }
         for sub in ["journal", "reports"] {
             let Ok(entries) = std::fs::read_dir(self.tenant.work_dir.join(sub)) else {
                 continue;

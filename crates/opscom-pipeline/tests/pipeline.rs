@@ -498,3 +498,34 @@ async fn a_young_upload_cut_off_mid_row_waits_instead_of_importing_half_a_row() 
         "an unfinished upload is not the client's error"
     );
 }
+
+#[tokio::test]
+async fn a_report_is_sent_only_once_its_file_is_committed_to_bak() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    upload(&t.drop_dir, "r.csv", &roster(4, 2));
+    let api = RecordingApi::new(Mode::Accept);
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t.clone()], vec![api], &mailer);
+    // The records file cannot be written (a disk or permission fault): the file cannot be
+    // committed, so its report must wait with it.
+    let records = fx
+        .root
+        .join("state")
+        .join(opscom_pipeline::record::RECORDS_FILE);
+    std::fs::create_dir_all(&records).unwrap();
+
+    let report = service.once(no_shutdown()).await;
+    assert!(report.waits() && report.tenants[0].deferred, "{report:?}");
+    assert!(bak(&t.drop_dir).is_empty());
+    assert!(
+        mailer.kinds().is_empty(),
+        "no e-mail for a file not in .bak"
+    );
+
+    std::fs::remove_dir(&records).unwrap();
+    let report = service.once(no_shutdown()).await;
+    assert!(!report.waits(), "{report:?}");
+    assert_eq!(bak(&t.drop_dir), ["r.csv"]);
+    assert_eq!(mailer.kinds(), [ReportKind::Failures]);
+}

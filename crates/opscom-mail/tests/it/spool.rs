@@ -26,6 +26,33 @@ async fn enqueuing_the_same_report_again_keeps_one_entry_in_its_place() {
 }
 
 #[tokio::test]
+async fn a_held_report_is_on_disk_but_sent_only_once_released() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path().join("outgoing")).unwrap();
+    let held = compose_roster(dir.path(), "claim-h");
+    spool.enqueue_held(&held, "claim-h").unwrap();
+    spool.enqueue_held(&held, "claim-h").unwrap();
+    assert_eq!(
+        spool.held().unwrap(),
+        ["claim-h"],
+        "written again, held once"
+    );
+    let mailer = RecordingMailer::default();
+    let stats = spool.deliver_pending(&mailer).await.unwrap();
+    assert_eq!((stats.sent, stats.still_pending), (0, 0), "held back");
+
+    // A new spool over the same folder (a restart) still holds it; releasing queues it.
+    let spool = Spool::open(dir.path().join("outgoing")).unwrap();
+    spool.release("claim-h").unwrap();
+    spool.release("claim-h").unwrap();
+    assert!(spool.held().unwrap().is_empty());
+    let stats = spool.deliver_pending(&mailer).await.unwrap();
+    assert_eq!(stats.sent, 1);
+    assert_eq!(mailer.attempts(), vec![held.message_id().to_owned()]);
+    assert!(spool.enqueue_held(&held, "../escape").is_err());
+}
+
+#[tokio::test]
 async fn a_transient_failure_ends_the_pass_and_keeps_everything() {
     let dir = tempfile::tempdir().unwrap();
     let spool = Spool::open(dir.path().join("outgoing")).unwrap();
