@@ -259,7 +259,16 @@ impl PushApi for HttpPushClient {
                     .min(inner.config.max_backoff),
             };
             let elapsed = started.elapsed();
-            if elapsed + delay > inner.config.retry_budget {
+            // The server's own Retry-After (already capped) is honoured while the budget lasts,
+            // even when the wait ends past it; a back-off of ours must fit in the budget.
+            let out_of_budget = match &cause {
+                TransientCause::Status {
+                    retry_after: Some(_),
+                    ..
+                } => elapsed >= inner.config.retry_budget,
+                _ => elapsed + delay > inner.config.retry_budget,
+            };
+            if out_of_budget {
                 tracing::warn!(
                     line = user.line,
                     unique_id = %user.unique_id,

@@ -192,23 +192,52 @@ async fn too_many_requests_honours_retry_after_then_succeeds() {
 }
 
 #[tokio::test]
-async fn retry_after_beyond_the_budget_gives_up_at_once() {
+async fn retry_after_longer_than_the_budget_is_still_honoured_once() {
     let server = MockServer::start().await;
     push_mock(
         &server,
-        ResponseTemplate::new(429).insert_header("Retry-After", "30"),
+        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
+        Some(1),
+    )
+    .await;
+    push_mock(
+        &server,
+        ResponseTemplate::new(200).set_body_string(r#"{"status":"success"}"#),
+        None,
+    )
+    .await;
+    // The budget (400 ms) is shorter than the server asked to wait: a rate-limited API must not
+    // make the file wait for a later pass after a single request.
+    let started = Instant::now();
+    assert_eq!(
+        client(&server.uri()).push_user(&user(1)).await,
+        PushOutcome::Accepted
+    );
+    assert!(started.elapsed() >= Duration::from_millis(950));
+    assert_eq!(request_count(&server).await, 2);
+}
+
+#[tokio::test]
+async fn retry_after_past_the_budget_gives_up_after_the_wait() {
+    let server = MockServer::start().await;
+    push_mock(
+        &server,
+        ResponseTemplate::new(429).insert_header("Retry-After", "1"),
         None,
     )
     .await;
     let started = Instant::now();
     match client(&server.uri()).push_user(&user(1)).await {
         PushOutcome::Unreachable(error) => {
-            assert_eq!(error.attempts, 1);
+            assert_eq!(
+                error.attempts, 2,
+                "one honoured wait, then the budget is spent"
+            );
             assert_eq!(
                 error.last_cause,
                 TransientCause::Status {
                     status: 429,
-                    retry_after: Some(Duration::from_secs(30))
+                    retry_after: Some(Duration::from_secs(1))
                 }
             );
         }

@@ -103,8 +103,6 @@ pub enum FileOutcome {
         reason: DeferReason,
         /// The record appended for it.
         record: FileRecord,
-        /// Whether any push reached the API before it stopped.
-        api_reached: bool,
     },
 }
 
@@ -259,11 +257,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                         std::fs::create_dir_all(work.journal.parent().unwrap_or(Path::new(".")));
                     let _ = std::fs::write(&work.deferred, reason.key());
                 }
-                FileOutcome::Deferred {
-                    reason,
-                    record,
-                    api_reached: self.api_reached,
-                }
+                FileOutcome::Deferred { reason, record }
             }
         }
     }

@@ -137,7 +137,8 @@ impl ReportSink {
             since: timestamp(since),
             cause: cause.to_owned(),
         });
-        self.enqueue(&report, &format!("outage-{claim_id}"))
+        let started = timestamp(since).as_second();
+        self.enqueue(&report, &format!("outage-{claim_id}-{started}"))
     }
 
     /// Spools the report that the tenant's token was refused.

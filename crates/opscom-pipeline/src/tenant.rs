@@ -196,14 +196,9 @@ where
                     }
                     pass.files.push(record);
                 }
-                FileOutcome::Deferred {
-                    reason,
-                    record,
-                    api_reached,
-                } => {
-                    if api_reached {
-                        self.clear_markers();
-                    }
+                FileOutcome::Deferred { reason, record } => {
+                    // A deferral never ends an outage: under rate limiting some rows get through
+                    // on every pass, and the client must still get one e-mail, not one a pass.
                     warn!(tenant = %self.tenant.name, file = %record.file, reason = %reason, "file deferred");
                     if matches!(reason, DeferReason::StillChanging | DeferReason::CutOff) {
                         // Still being written: look again once it may have settled.

@@ -25,6 +25,8 @@ enum Mode {
     TokenRefused,
     /// Accept the first `n` pushes, then never answer (a process about to be killed).
     HangAfter(usize),
+    /// Accept until `n` pushes were started in all, then answer "unreachable" (rate limiting).
+    UnreachableAfter(usize),
 }
 
 /// An API double that records every push and answers per its mode; `bad@` e-mails get 9019.
@@ -65,6 +67,16 @@ impl PushApi for RecordingApi {
         let mode = *self.mode.lock().unwrap();
         match mode {
             Mode::HangAfter(limit) if n >= limit => std::future::pending().await,
+            Mode::UnreachableAfter(limit) if n >= limit => {
+                return PushOutcome::Unreachable(UnreachableError {
+                    last_cause: TransientCause::Status {
+                        status: 429,
+                        retry_after: None,
+                    },
+                    attempts: 3,
+                    elapsed: Duration::from_millis(10),
+                });
+            }
             Mode::Unreachable => {
                 return PushOutcome::Unreachable(UnreachableError {
                     last_cause: TransientCause::Connect("connection refused".into()),
@@ -528,4 +540,32 @@ async fn a_report_is_sent_only_once_its_file_is_committed_to_bak() {
     assert!(!report.waits(), "{report:?}");
     assert_eq!(bak(&t.drop_dir), ["r.csv"]);
     assert_eq!(mailer.kinds(), [ReportKind::Failures]);
+}
+
+#[tokio::test]
+async fn an_api_that_lets_a_few_rows_through_each_pass_is_still_one_outage() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 1);
+    upload(&t.drop_dir, "r.csv", &roster(6, 6));
+    let api = RecordingApi::new(Mode::UnreachableAfter(2));
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
+    for pass in 1..=2 {
+        let report = service.once(no_shutdown()).await;
+        assert!(report.tenants[0].deferred, "pass {pass}: {report:?}");
+        let started = api.started.load(Ordering::SeqCst);
+        api.set_mode(Mode::UnreachableAfter(started + 2));
+    }
+    assert_eq!(
+        mailer.kinds(),
+        [ReportKind::ImportDelayed],
+        "one e-mail per outage"
+    );
+    api.set_mode(Mode::Accept);
+    assert!(!service.once(no_shutdown()).await.waits());
+    assert_eq!(bak(&t.drop_dir), ["r.csv"]);
+    let mut ids = api.ids();
+    ids.sort();
+    ids.dedup();
+    assert_eq!(ids.len(), 6);
 }
