@@ -8,6 +8,7 @@
 //! rows per second of the child's own CPU time (/proc/self/schedstat), since CI machines are
 //! shared; the best wall-clock ratio is printed next to it.
 //! Targets: validate ≥ 50% of raw rows/s; peak RSS < 64 MiB for 1M rows.
+//! `OPSCOM_BENCH_SHUFFLED_IDS=1` writes the ids in random order instead of sorted.
 
 use std::fs::File;
 use std::io::{BufWriter, Write};
@@ -51,11 +52,20 @@ impl Rng {
     }
 }
 
+/// Whether the generated ids are in random order (`OPSCOM_BENCH_SHUFFLED_IDS=1`) rather than
+/// sorted, as client files usually are.
+fn shuffled_ids() -> bool {
+    std::env::var("OPSCOM_BENCH_SHUFFLED_IDS").is_ok_and(|v| v == "1")
+}
+
 fn generate(path: &Path, rows: u64) -> std::io::Result<()> {
     let mut w = BufWriter::with_capacity(1 << 20, File::create(path)?);
     let mut rng = Rng(0x9E37_79B9_7F4A_7C15);
+    let shuffled = shuffled_ids();
     write!(w, "{HEADER}\r\n")?;
     for i in 0..rows {
+        // A permutation of 0..rows (7919 is a prime that divides no row count used here).
+        let id = if shuffled { i * 7919 % rows } else { i };
         let first = rng.pick(FIRST);
         let last = rng.pick(LAST);
         let city = rng.pick(CITY);
@@ -78,7 +88,7 @@ fn generate(path: &Path, rows: u64) -> std::io::Result<()> {
         let student = rng.chance(50);
         write!(
             w,
-            "S{i:08},OPSCOM,{nick},{last},{first}.{last}{i},u{i}@example.edu,{street},{city},{prov},H3Z {}A{},{street2},{city2},{prov2},{zip2},+1 617 555 {:04},{},{},{},{},{},D{:09},{prov},19{:02}-{:02}-{:02},{}\r\n",
+            "S{id:08},OPSCOM,{nick},{last},{first}.{last}{i},u{i}@example.edu,{street},{city},{prov},H3Z {}A{},{street2},{city2},{prov2},{zip2},+1 617 555 {:04},{},{},{},{},{},D{:09},{prov},19{:02}-{:02}-{:02},{}\r\n",
             rng.next() % 10,
             rng.next() % 10,
             rng.next() % 10_000,
@@ -214,7 +224,14 @@ fn main() {
         .and_then(|v| v.parse().ok())
         .unwrap_or(5)
         .max(1);
-    println!("best of {runs} runs per measurement, each in its own process");
+    println!(
+        "best of {runs} runs per measurement, each in its own process; ids {}",
+        if shuffled_ids() {
+            "in random order"
+        } else {
+            "sorted"
+        }
+    );
     println!(
         "| rows | file MiB | raw ByteRecord rows/s (CPU) | validate rows/s (CPU) | ratio (CPU) | ratio (wall) | raw peak RSS MiB | validate peak RSS MiB |"
     );

@@ -7,11 +7,88 @@ use std::ops::Index;
 /// The cells of one record, as uploaded (decoded, untrimmed), stored in one string.
 ///
 /// Build one with [`FromIterator`] (`["a", "b"].into_iter().collect::<Cells>()`) or [`Cells::push`].
-/// A record holds at most 4 GiB of text.
+/// A record holds at most 4 GiB of text. The usual record (at most 32 cells, at most 64 KiB) is
+/// one allocation: the cells' bounds are kept inline.
 #[derive(Clone, Default)]
 pub struct Cells {
     text: String,
-    ends: Vec<u32>,
+    ends: Ends,
+}
+
+/// How many cell ends a [`Cells`] keeps inline.
+pub(crate) const INLINE: usize = 32;
+
+/// The end of each cell in the text: inline while they are few and small, else on the heap.
+#[derive(Clone)]
+enum Ends {
+    Inline { len: u8, ends: [u16; INLINE] },
+    Heap(Vec<u32>),
+}
+
+impl Default for Ends {
+    fn default() -> Self {
+        Ends::Inline {
+            len: 0,
+            ends: [0; INLINE],
+        }
+    }
+}
+
+impl Ends {
+    fn len(&self) -> usize {
+        match self {
+            Ends::Inline { len, .. } => usize::from(*len),
+            Ends::Heap(v) => v.len(),
+        }
+    }
+
+    fn get(&self, i: usize) -> Option<usize> {
+        match self {
+            Ends::Inline { len, ends } => ends[..usize::from(*len)].get(i).map(|&e| usize::from(e)),
+            Ends::Heap(v) => v.get(i).map(|&e| e as usize),
+        }
+    }
+
+    fn push(&mut self, end: usize) {
+        let end = u32::try_from(end).unwrap_or(u32::MAX);
+        match self {
+            Ends::Inline { len, ends } => {
+                let n = usize::from(*len);
+                match u16::try_from(end) {
+                    Ok(short) if n < INLINE => {
+                        ends[n] = short;
+                        *len += 1;
+                    }
+                    _ => {
+                        let mut v: Vec<u32> = ends[..n].iter().map(|&e| u32::from(e)).collect();
+                        v.push(end);
+                        *self = Ends::Heap(v);
+                    }
+                }
+            }
+            Ends::Heap(v) => v.push(end),
+        }
+    }
+
+    fn set_last(&mut self, end: usize) {
+        match self {
+            Ends::Inline { len, ends } => {
+                if let (Some(last), Ok(end)) = (
+                    usize::from(*len)
+                        .checked_sub(1)
+                        .and_then(|i| ends.get_mut(i)),
+                    u16::try_from(end),
+                ) {
+                    *last = end;
+                }
+            }
+            Ends::Heap(v) => {
+                if let (Some(last), Ok(end)) = (v.last_mut(), u32::try_from(end)) {
+                    *last = end;
+                }
+            }
+        }
+    }
 }
 
 impl Cells {
@@ -19,31 +96,30 @@ impl Cells {
     pub fn with_capacity(bytes: usize) -> Self {
         Cells {
             text: String::with_capacity(bytes),
-            ends: Vec::new(),
+            ends: Ends::default(),
         }
     }
 
-    /// The cells of a parsed record, `None` when it is not valid UTF-8 (or over 4 GiB). A
-    /// trailing CR of the last cell (a CRLF line end) is left out.
-    pub(crate) fn from_record(record: &csv::ByteRecord) -> Option<Self> {
-        let text = simdutf8::basic::from_utf8(record.as_slice()).ok()?;
+    /// The cells of a parsed record (its fields back to back in `text`, the end of each in
+    /// `field_ends`), `None` when it is not valid UTF-8 (or over 4 GiB). A trailing CR of the last
+    /// cell (a CRLF line end) is left out.
+    pub(crate) fn from_fields(text: &[u8], field_ends: &[usize]) -> Option<Self> {
+        let text = simdutf8::basic::from_utf8(text).ok()?;
         u32::try_from(text.len()).ok()?;
-        let mut ends = Vec::with_capacity(record.len());
-        let mut end = 0;
-        for field in record {
-            end += field.len();
+        let mut ends = Ends::default();
+        for &end in field_ends {
             // Fields are split at ASCII delimiters, so this holds for valid UTF-8; checked anyway.
             if !text.is_char_boundary(end) {
                 return None;
             }
-            ends.push(end as u32);
+            ends.push(end);
         }
         let n = ends.len();
         if n > 0 {
-            let start = if n == 1 { 0 } else { ends[n - 2] };
-            let last = ends[n - 1];
-            if last > start && text.as_bytes().get(last as usize - 1) == Some(&b'\r') {
-                ends[n - 1] = last - 1;
+            let start = if n == 1 { 0 } else { ends.get(n - 2)? };
+            let last = ends.get(n - 1)?;
+            if last > start && text.as_bytes().get(last - 1) == Some(&b'\r') {
+                ends.set_last(last - 1);
             }
         }
         Some(Cells {
@@ -52,16 +128,26 @@ impl Cells {
         })
     }
 
-    /// Cells from their text and the end of each cell in it (increasing, at char boundaries).
-    pub(crate) fn from_parts(text: String, ends: Vec<u32>) -> Self {
-        Cells { text, ends }
+    /// Cells from their text and `ends` (at most [`INLINE`]), the end of each cell in the text
+    /// (increasing, at char boundaries).
+    #[inline]
+    pub(crate) fn from_inline(text: String, ends: &[u16]) -> Self {
+        let mut inline = [0; INLINE];
+        let len = ends.len().min(INLINE);
+        inline[..len].copy_from_slice(&ends[..len]);
+        Cells {
+            text,
+            ends: Ends::Inline {
+                len: len as u8,
+                ends: inline,
+            },
+        }
     }
 
     /// Appends a cell.
     pub fn push(&mut self, cell: &str) {
         self.text.push_str(cell);
-        self.ends
-            .push(u32::try_from(self.text.len()).unwrap_or(u32::MAX));
+        self.ends.push(self.text.len());
     }
 
     /// The number of cells.
@@ -71,22 +157,24 @@ impl Cells {
 
     /// Whether there are no cells.
     pub fn is_empty(&self) -> bool {
-        self.ends.is_empty()
+        self.ends.len() == 0
     }
 
     /// The cell at `i`.
     pub fn get(&self, i: usize) -> Option<&str> {
-        let ends = &self.ends;
-        let end = *ends.get(i)? as usize;
-        let start = if i == 0 { 0 } else { ends[i - 1] as usize };
+        let end = self.ends.get(i)?;
+        let start = match i.checked_sub(1) {
+            Some(before) => self.ends.get(before)?,
+            None => 0,
+        };
         self.text.get(start..end)
     }
 
     /// The cells in order.
     pub fn iter(&self) -> impl ExactSizeIterator<Item = &str> + '_ {
         let mut start = 0;
-        self.ends.iter().map(move |&end| {
-            let end = end as usize;
+        (0..self.len()).map(move |i| {
+            let end = self.ends.get(i).unwrap_or(start);
             let cell = self.text.get(start..end).unwrap_or_default();
             start = end;
             cell
@@ -180,5 +268,14 @@ mod tests {
         assert_eq!(wide.get(39), Some("39"));
         assert_eq!(wide.iter().nth(35), Some("35"));
         assert_eq!(wide, (0..40).map(|i| i.to_string()).collect::<Vec<_>>());
+        // Past 64 KiB of text the bounds move to the heap too.
+        let long: Cells = ["a".repeat(70_000), "b".to_owned(), String::new()]
+            .into_iter()
+            .collect();
+        assert_eq!(long.len(), 3);
+        assert_eq!(long.get(0).map(str::len), Some(70_000));
+        assert_eq!(long.get(1), Some("b"));
+        assert_eq!(long.get(2), Some(""));
+        assert_eq!(long.iter().count(), 3);
     }
 }

@@ -1,6 +1,6 @@
 //! [`ImportFile`]: the streaming reader that decodes, maps the header and validates every row.
 
-use crate::cells::Cells;
+use crate::cells::{Cells, INLINE};
 use crate::error::{FileError, Rejection, RejectionKind, SAVE_AS_CSV_UTF8};
 use crate::formula;
 use crate::header::{Column, HeaderMap};
@@ -9,7 +9,7 @@ use crate::validate::{Kind, RowProblem, check_value, is_id_key, quick_ok, trim};
 use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use serde::Serialize;
 use std::collections::HashMap;
-use std::io::{self, Read, Seek, SeekFrom};
+use std::io::{self, BufRead, Read, Seek, SeekFrom};
 
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -287,20 +287,29 @@ impl<R: Read> Read for Source<R> {
     }
 }
 
-/// A deterministic, well-mixed 64-bit hash of an id's bytes (folded 64×64→128-bit multiplies,
-/// 8 bytes at a time, in the manner of wyhash). Two different ids share a hash with a chance
-/// of about 2^-64 per pair: about 3·10^-8 for some pair among a million ids.
+/// A deterministic 64-bit fingerprint of an id, made of two well-mixed hashes (folded
+/// 64×64→128-bit multiplies, 8 bytes at a time, in the manner of wyhash): the high 40 bits are
+/// a hash of the whole id; the low 24 bits are a hash of its length and all its bytes but the
+/// last, plus the last byte. So ids that differ only in their last byte (`S1001`, `S1002`, …:
+/// the usual client file is sorted by id) get neighbouring low bits and land in neighbouring
+/// slots of [`SeenIds`], sharing cache lines, while any two different ids still share a
+/// fingerprint with a chance of about 2^-64 (about 3·10^-8 for some pair among a million ids).
 fn id_hash(id: &[u8]) -> u64 {
     const P0: u64 = 0xa076_1d64_78bd_642f;
     const P1: u64 = 0xe703_7ed1_a0b4_28db;
     const P2: u64 = 0x8ebc_6af0_9c88_c6e3;
+    const P3: u64 = 0x5899_65cc_7537_4cc3;
+    const LOW: u64 = (1 << 24) - 1;
     #[inline(always)]
     fn mix(a: u64, b: u64) -> u64 {
         let r = u128::from(a) * u128::from(b);
         (r as u64) ^ ((r >> 64) as u64)
     }
+    let Some((&last, prefix)) = id.split_last() else {
+        return P2;
+    };
     let mut h = mix(id.len() as u64 ^ P0, P1);
-    let mut chunks = id.chunks_exact(8);
+    let mut chunks = prefix.chunks_exact(8);
     for chunk in &mut chunks {
         let mut word = [0u8; 8];
         word.copy_from_slice(chunk);
@@ -309,7 +318,9 @@ fn id_hash(id: &[u8]) -> u64 {
     let rest = chunks.remainder();
     let mut word = [0u8; 8];
     word[..rest.len()].copy_from_slice(rest);
-    mix(h ^ u64::from_le_bytes(word) ^ P2, P0)
+    let near = mix(h ^ u64::from_le_bytes(word) ^ P2, P0);
+    let whole = mix(near ^ u64::from(last) ^ P3, P1);
+    (whole & !LOW) | (near.wrapping_add(u64::from(last)) & LOW)
 }
 
 /// The first line of each `unique_id` seen, by a 64-bit hash of the id: an open-addressing
@@ -326,6 +337,23 @@ struct SeenIds {
 
 impl SeenIds {
     const MIN_SLOTS: usize = 1 << 12;
+    /// The most slots allocated ahead (24 MiB): a larger file grows the table as it goes.
+    const MAX_AHEAD: usize = 1 << 21;
+
+    /// A table with room for `rows` ids without growing (up to [`Self::MAX_AHEAD`] slots). The
+    /// zeroed memory is mapped lazily, so room that is never used costs little.
+    fn with_room(rows: u64) -> Self {
+        let want = usize::try_from(rows.saturating_add(1).saturating_mul(2)).unwrap_or(usize::MAX);
+        let slots = want
+            .checked_next_power_of_two()
+            .unwrap_or(Self::MAX_AHEAD)
+            .clamp(Self::MIN_SLOTS, Self::MAX_AHEAD);
+        SeenIds {
+            slots: vec![[0; 3]; slots],
+            len: 0,
+            far: HashMap::new(),
+        }
+    }
 
     /// The first line recorded for `hash`, or `None` after recording `line` as its first.
     #[inline]
@@ -336,7 +364,7 @@ impl SeenIds {
             self.grow();
         }
         let mask = self.slots.len() - 1;
-        let mut i = hi as usize & mask;
+        let mut i = hash as usize & mask;
         loop {
             let slot = &mut self.slots[i];
             if slot[0] == lo && slot[1] == hi {
@@ -364,7 +392,7 @@ impl SeenIds {
         let mask = len - 1;
         for slot in &self.slots {
             if slot[0] != 0 || slot[1] != 0 {
-                let mut i = slot[1] as usize & mask;
+                let mut i = slot[0] as usize & mask;
                 while slots[i][0] != 0 || slots[i][1] != 0 {
                     i = (i + 1) & mask;
                 }
@@ -482,10 +510,10 @@ enum Mode {
 
 /// Whether any cell of `text` (cut at `ends`) has a value once trimmed.
 #[cold]
-fn has_value(text: &str, ends: &[u32]) -> bool {
+fn has_value(text: &str, ends: &[u16]) -> bool {
     let mut start = 0;
     ends.iter().any(|&end| {
-        let end = end as usize;
+        let end = usize::from(end);
         let (s, e) = trim_range(text, start, end);
         start = end;
         s < e
@@ -541,13 +569,97 @@ impl Plan {
     }
 }
 
+/// The CSV parser over the decoded stream: `csv_core` fed from a buffer, each record's fields
+/// written back to back in `out` with the end of each in `ends`, so that the checks read them
+/// without another pass. Positions are the parser's: bytes consumed and physical lines.
+#[derive(Debug)]
+struct Records<R> {
+    input: io::BufReader<Source<R>>,
+    core: csv_core::Reader,
+    out: Vec<u8>,
+    ends: Vec<usize>,
+    /// The number of fields of the current record.
+    fields: usize,
+    /// Decoded bytes consumed.
+    byte: u64,
+    /// The parser has seen the end of the input.
+    ended: bool,
+}
+
+impl<R: Read> Records<R> {
+    fn new(source: Source<R>) -> Self {
+        Records {
+            input: io::BufReader::with_capacity(CSV_BUFFER, source),
+            core: csv_core::ReaderBuilder::new()
+                .terminator(csv_core::Terminator::Any(b'\n'))
+                .build(),
+            out: vec![0; 4096],
+            ends: vec![0; 64],
+            fields: 0,
+            byte: 0,
+            ended: false,
+        }
+    }
+
+    /// The physical line the parser is on (1-based).
+    fn line(&self) -> u64 {
+        self.core.line()
+    }
+
+    /// Parses the next record; `false` at the end of the input.
+    fn read(&mut self) -> io::Result<bool> {
+        use csv_core::ReadRecordResult as Got;
+        self.fields = 0;
+        if self.ended {
+            return Ok(false);
+        }
+        let (mut out, mut ends) = (0, 0);
+        loop {
+            let input = self.input.fill_buf()?;
+            let (got, read, wrote, ended) = self.core.read_record(
+                input,
+                self.out.get_mut(out..).unwrap_or_default(),
+                self.ends.get_mut(ends..).unwrap_or_default(),
+            );
+            self.input.consume(read);
+            self.byte += read as u64;
+            out += wrote;
+            ends += ended;
+            match got {
+                Got::InputEmpty => {}
+                Got::OutputFull => self.out.resize(self.out.len() * 2, 0),
+                Got::OutputEndsFull => self.ends.resize(self.ends.len() * 2, 0),
+                Got::Record => {
+                    self.fields = ends;
+                    return Ok(true);
+                }
+                Got::End => {
+                    self.ended = true;
+                    return Ok(false);
+                }
+            }
+        }
+    }
+
+    /// The current record's text (its fields back to back) and the end of each field in it.
+    fn record(&self) -> (&[u8], &[usize]) {
+        let ends = self.ends.get(..self.fields).unwrap_or_default();
+        let len = ends.last().copied().unwrap_or(0);
+        (self.out.get(..len).unwrap_or_default(), ends)
+    }
+
+    fn source(&self) -> &Source<R> {
+        self.input.get_ref()
+    }
+}
+
 const CSV_BUFFER: usize = 64 * 1024;
 
 /// One client file, opened for reading: the encoding is known and the header mapped.
 ///
 /// Rows come from [`ImportFile::next_row`] (or the [`Iterator`] impl), one at a time; memory
-/// does not grow with the file except for the duplicate-`unique_id` check (12 to 24 bytes per
-/// row).
+/// does not grow with the file except for the duplicate-`unique_id` check (a 12-byte slot per
+/// row in a table kept at most half full: 24 to 48 bytes per row).
 /// Reading the same bytes again gives the same outcomes.
 ///
 /// ```
@@ -564,13 +676,16 @@ const CSV_BUFFER: usize = 64 * 1024;
 #[derive(Debug)]
 pub struct ImportFile<R> {
     name: String,
-    rdr: csv::Reader<Source<R>>,
-    record: csv::ByteRecord,
+    rdr: Records<R>,
     header_raw: Vec<String>,
     map: HeaderMap,
     restore: bool,
     /// Per column: what to check, precomputed from the mapping.
     plan: Vec<Plan>,
+    /// The columns in [`Mode::Fits`] with a limit, with the limit in bytes.
+    fits: Vec<(usize, usize)>,
+    /// The columns in [`Mode::Check`], in order.
+    checked: Vec<usize>,
     keys: ColumnKeys,
     encoding: Encoding,
     max_record_bytes: u64,
@@ -620,24 +735,20 @@ impl<R: Read + Seek> ImportFile<R> {
             last_content: None,
             eof: false,
         };
-        let rdr = csv::ReaderBuilder::new()
-            .has_headers(false)
-            .flexible(true)
-            .terminator(csv::Terminator::Any(b'\n'))
-            .buffer_capacity(CSV_BUFFER)
-            .from_reader(source);
+        let rdr = Records::new(source);
         let mut file = ImportFile {
             name: display_name.to_owned(),
             rdr,
-            record: csv::ByteRecord::new(),
             header_raw: Vec::new(),
             map: HeaderMap::default(),
             restore: false,
             plan: Vec::new(),
+            fits: Vec::new(),
+            checked: Vec::new(),
             keys: ColumnKeys::new(&[]),
             encoding,
             max_record_bytes,
-            seen: SeenIds::default(),
+            seen: SeenIds::with_room(sniffed.lines_estimate),
             records: 0,
             done: false,
             ended_with_terminator: None,
@@ -658,46 +769,44 @@ impl<R: Read> ImportFile<R> {
         FileError::rejected(&self.name, Rejection::new(kind, line, reason, fix))
     }
 
-    /// Reads the next record; `Ok(Some(line))` with the record in `self.record`.
+    /// Reads the next record; `Ok(Some(line))` with the record in `self.rdr`.
     fn read_record(&mut self) -> Result<Option<u64>, FileError> {
-        let before = self.rdr.position().clone();
-        let read = self.rdr.read_byte_record(&mut self.record);
-        let ok = match read {
-            Ok(ok) => ok,
-            Err(e) => return Err(self.csv_error(e, before.line())),
-        };
-        if !ok {
-            return Ok(None);
+        let (line_before, byte_before) = (self.rdr.line(), self.rdr.byte);
+        match self.rdr.read() {
+            Ok(true) => {}
+            Ok(false) => return Ok(None),
+            Err(e) => return Err(self.io_error(e, line_before)),
         }
-        let after = self.rdr.position();
-        let source = self.rdr.get_ref();
+        let line_after = self.rdr.line();
+        let source = self.rdr.source();
         let ended_by_eof = source.eof;
-        let text = self.record.as_slice();
+        let (text, ends) = self.rdr.record();
         // Line ends consumed by this read: blank lines before the record, line breaks inside
         // quoted values, and the record's own terminator (unless it ended at the end of the file).
         // Counting the ones inside values is only needed when there is more than the terminator.
         let terminator = u64::from(!ended_by_eof);
-        let consumed = after.line().saturating_sub(before.line());
+        let consumed = line_after.saturating_sub(line_before);
         let internal = if consumed <= terminator {
             0
         } else {
             memchr::memchr_iter(b'\n', text).count() as u64
         };
-        let line = after.line().saturating_sub(internal + terminator).max(1);
+        let line = line_after.saturating_sub(internal + terminator).max(1);
+        let last_field = match ends {
+            [.., before, last] => text.get(*before..*last),
+            [last] => text.get(..*last),
+            [] => None,
+        };
         let unclosed = ended_by_eof
             && (source.last == Some(b'\n')
-                || (self
-                    .record
-                    .iter()
-                    .next_back()
-                    .is_some_and(|f| f.contains(&b'\n'))
+                || (last_field.is_some_and(|f| f.contains(&b'\n'))
                     && source.last_content != Some(b'"')));
-        let bytes = after.byte() - before.byte();
+        let bytes = self.rdr.byte - byte_before;
         if unclosed || bytes > self.max_record_bytes {
             return Err(self.unterminated(line));
         }
-        let record_end = after.byte();
-        self.rdr.get_mut().record_start = record_end;
+        let record_end = self.rdr.byte;
+        self.rdr.input.get_mut().record_start = record_end;
         Ok(Some(line))
     }
 
@@ -710,36 +819,27 @@ impl<R: Read> ImportFile<R> {
         )
     }
 
-    fn csv_error(&self, e: csv::Error, line_before: u64) -> FileError {
-        let line = line_before.max(1);
-        match e.into_kind() {
-            csv::ErrorKind::Io(io) => {
-                if io.get_ref().is_some_and(|inner| inner.is::<RecordTooLarge>()) {
-                    self.unterminated(line)
-                } else {
-                    FileError::io(&self.name, io)
-                }
-            }
-            csv::ErrorKind::Utf8 { pos, .. } => self.reject(
-                RejectionKind::Encoding,
-                pos.map(|p| p.line()).or(Some(line)),
-                "The file is not valid text in its encoding here (did it change while being read?).".into(),
-                SAVE_AS_CSV_UTF8,
-            ),
-            other => FileError::io(&self.name, io::Error::other(format!("{other:?}"))),
+    fn io_error(&self, e: io::Error, line_before: u64) -> FileError {
+        if e.get_ref()
+            .is_some_and(|inner| inner.is::<RecordTooLarge>())
+        {
+            self.unterminated(line_before.max(1))
+        } else {
+            FileError::io(&self.name, e)
         }
     }
 
-    /// The cells of `self.record`: a trailing CR of the last cell removed (CRLF files), and our
-    /// neutralisation undone in files carrying `import_error`.
+    /// The cells of the current record: a trailing CR of the last cell removed (CRLF files),
+    /// and our neutralisation undone in files carrying `import_error`.
     fn cells(&self, line: u64) -> Result<Cells, FileError> {
-        let Some(cells) = Cells::from_record(&self.record) else {
+        let (text, ends) = self.rdr.record();
+        let Some(cells) = Cells::from_fields(text, ends) else {
             return Err(self.not_text(line));
         };
         if !self.restore {
             return Ok(cells);
         }
-        let mut restored = Cells::with_capacity(self.record.as_slice().len());
+        let mut restored = Cells::with_capacity(text.len());
         for cell in cells.iter() {
             restored.push(&formula::restore(cell));
         }
@@ -830,6 +930,14 @@ impl<R: Read> ImportFile<R> {
             .enumerate()
             .map(|(i, &column)| Plan::new(column, self.map.name(i).unwrap_or_default()))
             .collect();
+        self.fits = (self.plan.iter().enumerate())
+            .filter(|(_, p)| p.mode == Mode::Fits && p.max < usize::MAX)
+            .map(|(i, p)| (i, p.max))
+            .collect();
+        self.checked = (self.plan.iter().enumerate())
+            .filter(|(_, p)| p.mode == Mode::Check)
+            .map(|(i, _)| i)
+            .collect();
         let keys: Vec<Option<&str>> = (0..self.map.len())
             .map(|i| self.map.attribute(i).map(|a| a.key))
             .collect();
@@ -885,7 +993,7 @@ impl<R: Read> ImportFile<R> {
                 Ok(Some(line)) => line,
                 Ok(None) => {
                     self.done = true;
-                    let last = self.rdr.get_ref().last;
+                    let last = self.rdr.source().last;
                     self.ended_with_terminator = Some(matches!(last, Some(b'\n' | b'\r')));
                     if self.records == 0 {
                         return Some(Err(self.reject(
@@ -902,7 +1010,12 @@ impl<R: Read> ImportFile<R> {
                     return Some(Err(e));
                 }
             };
-            if !self.restore && self.record.len() == self.plan.len() {
+            let (text, ends) = self.rdr.record();
+            if !self.restore
+                && ends.len() == self.plan.len()
+                && ends.len() <= INLINE
+                && text.len() <= usize::from(u16::MAX)
+            {
                 match self.fast_outcome(line) {
                     Ok(Some(outcome)) => return Some(Ok(outcome)),
                     Ok(None) => continue,
@@ -932,58 +1045,70 @@ impl<R: Read> ImportFile<R> {
     /// column checked as its [`Mode`] says, and the text copied once. `Ok(None)` for an
     /// all-empty row.
     fn fast_outcome(&mut self, line: u64) -> Result<Option<RowOutcome>, FileError> {
-        let bytes = self.record.as_slice();
-        let (Ok(text), Ok(_)) = (
-            simdutf8::basic::from_utf8(bytes),
-            u32::try_from(bytes.len()),
-        ) else {
+        let (bytes, fields) = self.rdr.record();
+        let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
             return Err(self.not_text(line));
         };
-        let n = self.record.len();
-        let mut ends: Vec<u32> = Vec::with_capacity(n);
+        let n = fields.len().min(INLINE);
+        // `cuts[i]..cuts[i + 1]` is cell `i`.
+        let mut cuts = [0u16; INLINE + 1];
         // A cell must start on a character boundary: not so only if the file changed under us
         // (the record's text is valid UTF-8, but a delimiter split a character).
         let mut split = false;
-        let mut next = 0;
-        for field in &self.record {
-            next += field.len();
-            ends.push(next as u32);
-            split |= bytes.get(next).is_some_and(|&b| (b as i8) < -0x40);
+        for (cut, &field_end) in cuts[1..].iter_mut().zip(fields) {
+            *cut = field_end as u16;
+            split |= bytes.get(field_end).is_some_and(|&b| (b as i8) < -0x40);
         }
         if split {
             return Err(self.not_text(line));
         }
         // The CR of a CRLF line end stays out of the last cell.
-        let last_start = if n > 1 { ends[n - 2] } else { 0 };
-        if let Some(last) = ends.last_mut()
-            && *last > last_start
-            && bytes.get(*last as usize - 1) == Some(&b'\r')
-        {
-            *last -= 1;
+        let last = n.min(INLINE);
+        let (start, end) = (cuts[last.saturating_sub(1)], cuts[last]);
+        if end > start && bytes.get(usize::from(end) - 1) == Some(&b'\r') {
+            cuts[last] -= 1;
         }
+        let ends = &cuts[1..=last];
+        let bounds = |col: usize| {
+            let col = col & (INLINE - 1);
+            (usize::from(cuts[col]), usize::from(cuts[col + 1]))
+        };
         let mut problems = Vec::new();
         // Whether a checked cell has a value; when none has, the row may be all empty.
         let mut any = false;
-        let mut start = 0;
-        for (col, (plan, &end)) in self.plan.iter().zip(&ends).enumerate() {
-            let (s, e) = (start, end as usize);
-            start = e;
-            match plan.mode {
-                Mode::Skip => {}
-                // Trimming only shortens a value: one that fits untrimmed needs nothing more.
-                Mode::Fits if e.saturating_sub(s) <= plan.max => {}
-                Mode::Fits | Mode::Check => {
-                    let range = trim_range(text, s, e);
-                    any |= range.0 < range.1;
-                    check_cell(plan, col, text, range, line, &mut self.seen, &mut problems);
+        // Trimming only shortens a value: free text that fits untrimmed needs nothing more.
+        // The usual row: every such cell fits, and only the other columns need a look.
+        if self.fits.iter().all(|&(col, max)| {
+            let (s, e) = bounds(col);
+            e.saturating_sub(s) <= max
+        }) {
+            for &col in &self.checked {
+                let (Some(plan), (s, e)) = (self.plan.get(col), bounds(col)) else {
+                    continue;
+                };
+                let range = trim_range(text, s, e);
+                any |= range.0 < range.1;
+                check_cell(plan, col, text, range, line, &mut self.seen, &mut problems);
+            }
+        } else {
+            for (col, plan) in self.plan.iter().enumerate() {
+                let (s, e) = bounds(col);
+                match plan.mode {
+                    Mode::Skip => {}
+                    Mode::Fits if e.saturating_sub(s) <= plan.max => {}
+                    Mode::Fits | Mode::Check => {
+                        let range = trim_range(text, s, e);
+                        any |= range.0 < range.1;
+                        check_cell(plan, col, text, range, line, &mut self.seen, &mut problems);
+                    }
                 }
             }
         }
-        if !any && !has_value(text, &ends) {
+        if !any && !has_value(text, ends) {
             return Ok(None);
         }
         self.records += 1;
-        let (record, raw) = (self.records, Cells::from_parts(text.to_owned(), ends));
+        let (record, raw) = (self.records, Cells::from_inline(text.to_owned(), ends));
         Ok(Some(if problems.is_empty() {
             RowOutcome::Valid(ValidRow {
                 line,
@@ -1068,3 +1193,63 @@ impl<R: Read> Iterator for ImportFile<R> {
 }
 
 impl<R: Read> std::iter::FusedIterator for ImportFile<R> {}
+
+#[cfg(test)]
+mod tests {
+    use super::{SeenIds, id_hash};
+    use std::collections::HashSet;
+
+    #[test]
+    fn seen_ids_remember_the_first_line_through_growth_and_huge_lines() {
+        // Room for 10 ids: the table grows many times on the way to 20 000.
+        let mut seen = SeenIds::with_room(10);
+        for i in 0..20_000u64 {
+            let id = format!("S{i:08}");
+            assert_eq!(
+                seen.first_or_insert(id_hash(id.as_bytes()), i + 2),
+                None,
+                "{id}"
+            );
+        }
+        for i in (0..20_000u64).step_by(997) {
+            let id = format!("S{i:08}");
+            assert_eq!(
+                seen.first_or_insert(id_hash(id.as_bytes()), 99_999),
+                Some(i + 2)
+            );
+        }
+        // Lines past u32::MAX are kept exactly.
+        let far = u64::from(u32::MAX) + 7;
+        assert_eq!(seen.first_or_insert(id_hash(b"far"), far), None);
+        assert_eq!(seen.first_or_insert(id_hash(b"far"), far + 1), Some(far));
+        assert_eq!(seen.first_or_insert(id_hash(b"near"), 5), None);
+        assert_eq!(seen.first_or_insert(id_hash(b"near"), 6), Some(5));
+    }
+
+    #[test]
+    fn id_fingerprints_differ_and_sorted_ids_are_neighbours() {
+        let ids: Vec<String> = (0..200_000)
+            .map(|i| format!("{i}"))
+            .chain((0..50_000).map(|i| format!("E{i}")))
+            .chain(
+                [
+                    "",
+                    "a",
+                    "b",
+                    "ab",
+                    "ba",
+                    "abcdefgh",
+                    "abcdefgi",
+                    "abcdefghi",
+                ]
+                .map(String::from),
+            )
+            .collect();
+        let hashes: HashSet<u64> = ids.iter().map(|id| id_hash(id.as_bytes())).collect();
+        assert_eq!(hashes.len(), ids.len());
+        // Ids that differ in their last byte only: neighbouring low bits.
+        let (a, b) = (id_hash(b"S00001230"), id_hash(b"S00001231"));
+        assert_eq!((b & 0xff_ffff).wrapping_sub(a & 0xff_ffff) & 0xff_ffff, 1);
+        assert_ne!(a >> 24, b >> 24);
+    }
+}

@@ -73,6 +73,9 @@ pub(crate) struct Sniffed {
     pub encoding: Encoding,
     /// Lines end with a lone CR (old Mac Excel): no LF anywhere but some CR.
     pub cr_only: bool,
+    /// About how many lines the file has (from the first chunk's line feeds and the size), to
+    /// size the duplicate-id table once: an estimate, never relied upon.
+    pub lines_estimate: u64,
 }
 
 pub(crate) enum SniffError {
@@ -140,7 +143,7 @@ pub(crate) fn sniff<R: Read + Seek>(
     reader.seek(SeekFrom::Start(encoding.bom_len()))?;
     match encoding.decoder() {
         Some(enc) => scan_utf16(reader, enc, encoding),
-        None => scan_bytes(reader, encoding),
+        None => scan_bytes(reader, encoding, size),
     }
 }
 
@@ -193,12 +196,14 @@ fn line_at<R: Read + Seek>(reader: &mut R, start: u64, offset: u64) -> Result<u6
 fn scan_bytes<R: Read + Seek>(
     reader: &mut R,
     mut encoding: Encoding,
+    size: u64,
 ) -> Result<Sniffed, SniffError> {
     let start = encoding.bom_len();
     let mut buf = vec![0u8; CHUNK + 4];
     let mut carry = 0usize; // bytes of an incomplete UTF-8 sequence kept at the front
     let mut consumed = 0u64; // bytes read after the BOM, before this chunk
     let (mut has_lf, mut has_cr) = (false, false);
+    let mut lines_estimate = 0;
     loop {
         let n = read_full(reader, &mut buf[carry..carry + CHUNK])?;
         let end = carry + n;
@@ -213,8 +218,15 @@ fn scan_bytes<R: Read + Seek>(
             has_lf = memchr::memchr(b'\n', chunk).is_some();
             has_cr |= memchr::memchr(b'\r', chunk).is_some();
         }
+        if consumed == n as u64 && n > 0 {
+            // The first chunk: scale its line feeds (plus a margin) to the whole file.
+            let per_chunk = count_lf(chunk).saturating_add(1).saturating_mul(5) / 4;
+            lines_estimate = per_chunk.saturating_mul(size.div_ceil(n as u64));
+        }
         let mut next_carry = 0;
+        // The fast check first; the slower one that tells where only when it fails.
         if encoding != Encoding::Windows1252
+            && simdutf8::basic::from_utf8(chunk).is_err()
             && let Err(e) = simdutf8::compat::from_utf8(chunk)
         {
             let incomplete_tail = e.error_len().is_none() && n > 0;
@@ -243,6 +255,7 @@ fn scan_bytes<R: Read + Seek>(
     Ok(Sniffed {
         encoding,
         cr_only: has_cr && !has_lf,
+        lines_estimate,
     })
 }
 
@@ -295,5 +308,6 @@ fn scan_utf16<R: Read>(
     Ok(Sniffed {
         encoding,
         cr_only: has_cr && !has_lf,
+        lines_estimate: lines,
     })
 }

@@ -435,50 +435,71 @@ pub(crate) fn quick_ok(kind: Kind, max: usize, id_key: bool, v: &[u8]) -> bool {
 /// and inner hyphens (each at most 63, all at most 253). Every address it accepts, the full
 /// parser accepts too (a property test checks this); it may refuse some the parser accepts.
 fn is_plain_email(bytes: &[u8]) -> bool {
-    /// Characters of the plain local part other than the dot.
-    const LOCAL: [bool; 256] = {
-        let mut t = [false; 256];
+    /// Byte classes: 0 may not appear; the others are flags.
+    const ALNUM: u8 = 1;
+    const LOCAL: u8 = 2; // `_`, `%`, `+` (local part only)
+    const HYPHEN: u8 = 4;
+    const DOT: u8 = 8;
+    const CLASS: [u8; 256] = {
+        let mut t = [0u8; 256];
         let mut i = 0;
         while i < 256 {
             let b = i as u8;
-            t[i] = b.is_ascii_alphanumeric() || matches!(b, b'_' | b'%' | b'+' | b'-');
+            t[i] = if b.is_ascii_alphanumeric() {
+                ALNUM
+            } else if matches!(b, b'_' | b'%' | b'+') {
+                LOCAL
+            } else if b == b'-' {
+                HYPHEN
+            } else if b == b'.' {
+                DOT
+            } else {
+                0
+            };
             i += 1;
         }
         t
     };
-    // The local part, up to the first byte that may not be in it (which must be the `@`).
-    let mut at = 0;
-    let mut prev = b'.'; // a dot may not start the local part
-    for &b in bytes {
-        if !(LOCAL[usize::from(b)] || (b == b'.' && prev != b'.')) {
+    // Local part, up to the `@`: allowed bytes, no dot at either end, no two dots in a row.
+    let mut at = None;
+    let mut prev = DOT;
+    for (i, &b) in bytes.iter().enumerate() {
+        let c = CLASS[usize::from(b)];
+        if c & (ALNUM | LOCAL | HYPHEN) != 0 {
+            prev = c;
+        } else if c == DOT && prev != DOT {
+            prev = DOT;
+        } else if b == b'@' && prev != DOT {
+            at = Some(i);
             break;
-        }
-        prev = b;
-        at += 1;
-    }
-    if prev == b'.' || at > 64 || bytes.get(at) != Some(&b'@') {
-        return false;
-    }
-    let domain = &bytes[at + 1..];
-    if domain.len() > 253 {
-        return false;
-    }
-    let (mut labels, mut len, mut prev) = (1, 0usize, b'.');
-    for &b in domain {
-        if b.is_ascii_alphanumeric() || (b == b'-' && len > 0) {
-            len += 1;
-        } else if b == b'.' {
-            if len == 0 || len > 63 || prev == b'-' {
-                return false;
-            }
-            labels += 1;
-            len = 0;
         } else {
             return false;
         }
-        prev = b;
     }
-    (1..=63).contains(&len) && prev != b'-' && labels >= 2
+    let Some(at) = at else {
+        return false;
+    };
+    let domain = &bytes[at + 1..];
+    if at > 64 || domain.len() > 253 {
+        return false;
+    }
+    // Domain: labels of letters, digits and inner hyphens, 1 to 63 bytes, at least two.
+    let (mut prev, mut run, mut dots) = (DOT, 0usize, 0usize);
+    for &b in domain {
+        let c = CLASS[usize::from(b)];
+        if c == ALNUM {
+            run += 1;
+        } else if c == DOT && prev == ALNUM && run <= 63 {
+            dots += 1;
+            run = 0;
+        } else if c == HYPHEN && prev != DOT {
+            run += 1;
+        } else {
+            return false;
+        }
+        prev = c;
+    }
+    prev == ALNUM && run <= 63 && dots >= 1
 }
 
 fn is_date_shape(value: &str) -> bool {
@@ -491,11 +512,12 @@ fn date_parts(b: &[u8]) -> Option<(u32, u32, u32)> {
     let [y0, y1, y2, y3, b'-', m0, m1, b'-', d0, d1] = *b else {
         return None;
     };
-    let digits = [y0, y1, y2, y3, m0, m1, d0, d1].map(|c| c.wrapping_sub(b'0'));
-    if digits.iter().any(|&d| d > 9) {
-        return None;
-    }
-    let [y0, y1, y2, y3, m0, m1, d0, d1] = digits.map(u32::from);
+    let digit = |c: u8| {
+        let d = c.wrapping_sub(b'0');
+        (d <= 9).then_some(u32::from(d))
+    };
+    let (y0, y1, y2, y3) = (digit(y0)?, digit(y1)?, digit(y2)?, digit(y3)?);
+    let (m0, m1, d0, d1) = (digit(m0)?, digit(m1)?, digit(d0)?, digit(d1)?);
     Some((
         y0 * 1000 + y1 * 100 + y2 * 10 + y3,
         m0 * 10 + m1,

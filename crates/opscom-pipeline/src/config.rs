@@ -469,11 +469,95 @@ fn check(
             api_retry_budget,
         });
     }
+    check_overlaps(&state_dir, &mail, &tenants, &mut problem);
     Config {
         state_dir,
         schedule,
         mail,
         tenants,
+    }
+}
+
+/// `path` as the filesystem resolves it: symlinks and `..` of its existing part resolved, the
+/// rest appended, so that two spellings of one folder compare equal.
+fn resolved(path: &Path) -> PathBuf {
+    let mut existing = path;
+    let mut rest = Vec::new();
+    loop {
+        if let Ok(mut real) = existing.canonicalize() {
+            real.extend(rest.iter().rev());
+            return real;
+        }
+        match (existing.file_name(), existing.parent()) {
+            (Some(name), Some(parent)) => {
+                rest.push(name);
+                existing = parent;
+            }
+            _ => return path.to_path_buf(),
+        }
+    }
+}
+
+/// Refuses folders that two tenants would share, or that sit inside a client's drop folder:
+/// one tenant's claims must never be another's, and the service's state never the client's.
+fn check_overlaps(
+    state_dir: &Path,
+    mail: &MailSettings,
+    tenants: &[Tenant],
+    problem: &mut impl FnMut(&str, String),
+) {
+    let nested = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
+    let drops: Vec<(String, PathBuf)> = tenants
+        .iter()
+        .map(|t| (t.name.clone(), resolved(&t.drop_dir)))
+        .collect();
+    let works: Vec<(String, PathBuf)> = tenants
+        .iter()
+        .map(|t| (t.name.clone(), resolved(&t.work_dir)))
+        .collect();
+    for (i, (name, drop)) in drops.iter().enumerate() {
+        for (other, other_drop) in &drops[i + 1..] {
+            if nested(drop, other_drop) {
+                problem(
+                    &format!("tenant[{other}].drop_dir"),
+                    format!("is, or is inside or around, tenant {name}'s drop folder"),
+                );
+            }
+        }
+        for (other, work) in &works {
+            if nested(drop, work) {
+                problem(
+                    &format!("tenant[{other}].work_dir"),
+                    format!(
+                        "is inside or around tenant {name}'s drop folder, where clients could reach it"
+                    ),
+                );
+            }
+        }
+        if state_dir.starts_with(drop) || resolved(state_dir).starts_with(drop) {
+            problem(
+                "state_dir",
+                format!("is inside tenant {name}'s drop folder"),
+            );
+        }
+        if let MailSettings::Outbox { dir } = mail
+            && resolved(dir).starts_with(drop)
+        {
+            problem(
+                "mail.outbox_dir",
+                format!("is inside tenant {name}'s drop folder"),
+            );
+        }
+    }
+    for (i, (name, work)) in works.iter().enumerate() {
+        for (other, other_work) in &works[i + 1..] {
+            if nested(work, other_work) {
+                problem(
+                    &format!("tenant[{other}].work_dir"),
+                    format!("is, or is inside or around, tenant {name}'s work folder"),
+                );
+            }
+        }
     }
 }
 

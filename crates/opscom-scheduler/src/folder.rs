@@ -393,20 +393,17 @@ impl DropFolder {
             }
             // Claiming a file the importer cannot read would hide it from the client and block
             // the tenant: leave it, and report it.
-            match rustix::fs::openat(
+            if let Err(Errno::ACCESS | Errno::PERM) = rustix::fs::openat(
                 &self.drop,
                 name.as_str(),
                 OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC,
                 Mode::empty(),
             ) {
-                Err(Errno::ACCESS | Errno::PERM) => {
-                    scan.skipped.push(Skipped {
-                        name,
-                        reason: SkipReason::Unreadable,
-                    });
-                    continue;
-                }
-                Ok(_) | Err(_) => {}
+                scan.skipped.push(Skipped {
+                    name,
+                    reason: SkipReason::Unreadable,
+                });
+                continue;
             }
             scan.ready.push(Candidate {
                 name,

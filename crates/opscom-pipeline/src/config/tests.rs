@@ -198,3 +198,29 @@ fn two_tenants_cannot_share_a_name_or_a_drop_folder() {
     assert!(keys(&k).contains(&"tenant[acme].name"), "{k}");
     assert!(keys(&k).contains(&"tenant[acme].drop_dir"), "{k}");
 }
+
+#[test]
+fn tenants_never_share_or_nest_folders_however_they_are_spelled() {
+    let dir = tempfile::tempdir().unwrap();
+    let a = dir.path().join("a");
+    std::fs::create_dir_all(a.join("inner")).unwrap();
+    let one = config_text(&a, "work_dir = \"/srv/work/shared\"", "");
+    let tenant = one.split("[[tenant]]").nth(1).unwrap();
+    // The same drop folder through `..`, and the same explicit work folder.
+    let dotted = a.join("inner").join("..");
+    let second = tenant
+        .replace("name = \"acme\"", "name = \"globex\"")
+        .replace(&a.display().to_string(), &dotted.display().to_string());
+    let err = parse(&format!("{one}\n[[tenant]]{second}")).unwrap_err();
+    assert!(keys(&err).contains(&"tenant[globex].drop_dir"), "{err}");
+    assert!(keys(&err).contains(&"tenant[globex].work_dir"), "{err}");
+
+    // A work folder or the outbox inside a client's drop folder is within the client's reach.
+    let inside = config_text(&a, &format!("work_dir = \"{}/inner/w\"", a.display()), "").replace(
+        "smtp_url = \"smtp://127.0.0.1:2525\"",
+        &format!("outbox_dir = \"{}/out\"", a.display()),
+    );
+    let err = parse(&inside).unwrap_err();
+    assert!(keys(&err).contains(&"tenant[acme].work_dir"), "{err}");
+    assert!(keys(&err).contains(&"mail.outbox_dir"), "{err}");
+}
