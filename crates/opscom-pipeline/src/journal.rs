@@ -144,8 +144,12 @@ impl Journal {
             Err(e) => return Err(e),
         };
         match progress {
-            Some(progress) => {
+            Some((progress, whole)) => {
                 let file = OpenOptions::new().append(true).open(path)?;
+                // A line cut by a crash is dropped, so the next entry starts on its own line.
+                if file.metadata()?.len() > whole {
+                    file.set_len(whole)?;
+                }
                 Ok((
                     Journal {
                         path: path.to_owned(),
@@ -252,21 +256,30 @@ impl Journal {
     }
 }
 
-/// Reads a journal; `None` when it is empty or belongs to other content.
-fn read(reader: impl BufRead, snapshot: Snapshot) -> io::Result<Option<Progress>> {
+/// Reads a journal: what it records and the length of its whole lines; `None` when it is empty
+/// or belongs to other content.
+fn read(mut reader: impl BufRead, snapshot: Snapshot) -> io::Result<Option<(Progress, u64)>> {
     let mut progress = Progress::default();
-    let mut lines = reader.lines();
-    match lines.next() {
-        Some(Ok(first)) => match serde_json::from_str(&first) {
-            Ok(Entry::Start { snapshot: s }) if s == snapshot => {}
-            _ => return Ok(None),
-        },
-        Some(Err(e)) => return Err(e),
-        None => return Ok(None),
-    }
-    for line in lines {
-        // A line cut by a crash does not parse: it is the last one, and its row is redone.
-        match serde_json::from_str(&line?) {
+    let mut line = Vec::new();
+    let mut whole = 0u64;
+    let mut first = true;
+    loop {
+        line.clear();
+        let n = reader.read_until(b'\n', &mut line)?;
+        if n == 0 || line.last() != Some(&b'\n') {
+            // The end, or a last line cut by a crash: its row is redone.
+            break;
+        }
+        whole += n as u64;
+        let entry = serde_json::from_slice::<Entry>(&line);
+        if first {
+            first = false;
+            match entry {
+                Ok(Entry::Start { snapshot: s }) if s == snapshot => continue,
+                _ => return Ok(None),
+            }
+        }
+        match entry {
             Ok(Entry::Row {
                 seq,
                 ok,
@@ -288,7 +301,10 @@ fn read(reader: impl BufRead, snapshot: Snapshot) -> io::Result<Option<Progress>
             Ok(Entry::Start { .. }) | Err(_) => {}
         }
     }
-    Ok(Some(progress))
+    if first {
+        return Ok(None);
+    }
+    Ok(Some((progress, whole)))
 }
 
 #[cfg(test)]
@@ -337,8 +353,13 @@ mod tests {
         j.row_ok(1, 2, 0).unwrap();
         j.file.write_all(br#"{"t":"row","record":2,"li"#).unwrap();
         drop(j);
-        let (_, p) = Journal::open(&path, SNAP).unwrap();
+        let (mut j, p) = Journal::open(&path, SNAP).unwrap();
         assert!(p.done.contains(1) && !p.done.contains(2));
+        // The next entry is not glued to the cut line.
+        j.row_ok(3, 4, 0).unwrap();
+        drop(j);
+        let (_, p) = Journal::open(&path, SNAP).unwrap();
+        assert!(p.done.contains(3) && !p.done.contains(2));
     }
 
     #[test]

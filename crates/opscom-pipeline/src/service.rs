@@ -171,10 +171,25 @@ impl Service {
 
     /// One pass over every tenant, side by side.
     pub async fn once(&self, shutdown: watch::Receiver<bool>) -> OnceReport {
-        let passes = self.runners.iter().map(|r| r.pass(shutdown.clone()));
-        OnceReport {
-            tenants: join_all(passes).await,
-        }
+        // A task per tenant: one tenant's slow or failing pass never holds up another's.
+        let passes = self.runners.iter().map(|r| {
+            let runner = Arc::clone(r);
+            let shutdown = shutdown.clone();
+            tokio::spawn(async move { runner.pass(shutdown).await })
+        });
+        let results = join_all(passes).await;
+        let tenants = results
+            .into_iter()
+            .zip(&self.runners)
+            .map(|(result, runner)| {
+                result.unwrap_or_else(|e| TenantPass {
+                    tenant: runner.tenant().name.clone(),
+                    fault: Some(format!("the pass failed: {e}")),
+                    ..TenantPass::default()
+                })
+            })
+            .collect();
+        OnceReport { tenants }
     }
 
     /// The service loop: a pass per tenant at start, every `interval`, and `settle` after a file

@@ -292,14 +292,23 @@ async fn a_crash_mid_file_resumes_without_losing_or_repeating_more_than_concurre
     let mailer = Arc::new(RecordingMailer::default());
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
 
-    // The "process" dies while pushes hang: the pass future is dropped mid-file.
-    let pass = service.once(no_shutdown());
-    let died = tokio::time::timeout(Duration::from_millis(500), pass).await;
-    assert!(
-        died.is_err(),
-        "the pass was still running when it was killed"
-    );
-    drop(service);
+    // The "process" dies while pushes hang: its runtime, with every task, is dropped mid-file.
+    let died = std::thread::spawn(move || {
+        let rt = tokio::runtime::Builder::new_multi_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        let died = rt.block_on(async {
+            tokio::time::timeout(Duration::from_millis(500), service.once(no_shutdown()))
+                .await
+                .is_err()
+        });
+        rt.shutdown_background();
+        died
+    })
+    .join()
+    .unwrap();
+    assert!(died, "the pass was still running when it was killed");
     assert!(
         bak(&drop_dir).is_empty(),
         "nothing archived before the crash"
@@ -452,14 +461,19 @@ async fn shutdown_mid_file_checkpoints_and_the_next_pass_finishes_it() {
     while api.started.load(Ordering::SeqCst) < 10 {
         tokio::task::yield_now().await;
     }
-    // The two hung pushes never answer; unblock them by accepting from now on.
-    api.set_mode(Mode::Accept);
+    // Two pushes hang and never answer: the stop gives them a short grace, then leaves them
+    // to be redone on resume.
     stop.send(true).unwrap();
     let report = tokio::time::timeout(Duration::from_secs(5), pass)
         .await
         .expect("stops promptly")
         .unwrap();
-    assert!(report.waits() || !bak(&t.drop_dir).is_empty(), "{report:?}");
+    assert!(report.waits(), "{report:?}");
+    assert_eq!(
+        report.tenants[0].files[0].reason.as_deref(),
+        Some("the service is stopping")
+    );
+    assert!(bak(&t.drop_dir).is_empty());
 
     let api2 = RecordingApi::new(Mode::Accept);
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api2)], &mailer);
