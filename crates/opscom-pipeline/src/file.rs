@@ -651,8 +651,11 @@ impl ReportFile {
             .and_then(|w| w.finish())
             .map_err(io::Error::other)?
             .len() as u64;
-        // A report that has its header (and maybe rows) is appended to; else it is started afresh.
-        let keep = if resume_len >= header_len {
+        // A report that has its header (and maybe rows) is appended to; else it is started
+        // afresh (also one shorter than the journal says — a power loss — rather than padded
+        // with zeros).
+        let on_disk = file.metadata()?.len();
+        let keep = if resume_len >= header_len && resume_len <= on_disk {
             resume_len
         } else {
             0

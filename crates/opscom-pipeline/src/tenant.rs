@@ -61,6 +61,8 @@ pub struct TenantRunner<A: ?Sized, M: ?Sized, C: ?Sized> {
     records: Records,
     settle: Duration,
     progress: Arc<dyn Progress>,
+    /// Skipped entries already logged, so that a hostile entry is not logged on every scan.
+    skipped_reported: std::sync::Mutex<std::collections::HashSet<String>>,
 }
 
 impl<A, M, C> TenantRunner<A, M, C>
@@ -86,6 +88,7 @@ where
             records: Records::new(state_dir),
             settle,
             progress: Arc::new(NoProgress),
+            skipped_reported: Default::default(),
         }
     }
 
@@ -232,9 +235,20 @@ where
         }
         let scan = folder.scan(now, self.settle).map_err(|e| e.to_string())?;
         *settling = scan.settling;
-        for skipped in &scan.skipped {
-            warn!(tenant = %self.tenant.name, file = %skipped.name, reason = %skipped.reason, "file skipped");
+        let mut reported = self
+            .skipped_reported
+            .lock()
+            .unwrap_or_else(|e| e.into_inner());
+        if reported.len() > 10_000 {
+            reported.clear(); // bounded, whatever a client creates
         }
+        for skipped in &scan.skipped {
+            // Reported once per name and reason, not on every scan.
+            if reported.insert(format!("{}\0{}", skipped.name, skipped.reason)) {
+                warn!(tenant = %self.tenant.name, file = %skipped.name, reason = %skipped.reason, "file skipped");
+            }
+        }
+        drop(reported);
         for candidate in &scan.ready {
             match folder.claim(candidate) {
                 Ok(Some(c)) => return Ok(Some(c)),

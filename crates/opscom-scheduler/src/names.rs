@@ -78,12 +78,22 @@ pub(crate) fn archive_name(original: &str, now: SystemTime, attempt: u32) -> Str
         original
     };
     let stamp = utc_stamp(now);
-    if attempt == 1 {
-        format!("{stem}.{stamp}.csv")
+    let suffix = if attempt == 1 {
+        format!(".{stamp}.csv")
     } else {
-        format!("{stem}.{stamp}-{attempt}.csv")
+        format!(".{stamp}-{attempt}.csv")
+    };
+    // A name is at most 255 bytes: a long stem is shortened (at a character boundary) so that
+    // the archive name always fits, rather than failing the archive for good.
+    let mut keep = stem.len().min(NAME_MAX - suffix.len());
+    while !stem.is_char_boundary(keep) {
+        keep -= 1;
     }
+    format!("{}{suffix}", &stem[..keep])
 }
+
+/// The longest file name Linux filesystems take, in bytes.
+const NAME_MAX: usize = 255;
 
 /// `YYYYMMDDTHHMMSSZ` in UTC.
 pub(crate) fn utc_stamp(t: SystemTime) -> String {
@@ -156,5 +166,16 @@ mod tests {
             archive_name("Roster.CSV", t, 3),
             "Roster.20250115T120000Z-3.csv"
         );
+    }
+
+    #[test]
+    fn archive_names_of_long_uploads_still_fit_a_file_name() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_736_942_400);
+        let long = format!("{}.csv", "é".repeat(124)); // 252 bytes
+        for attempt in [1, 2, 12] {
+            let name = archive_name(&long, t, attempt);
+            assert!(name.len() <= 255, "{} bytes", name.len());
+            assert!(name.starts_with("éé") && name.ends_with(".csv"), "{name}");
+        }
     }
 }
