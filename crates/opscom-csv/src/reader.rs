@@ -55,6 +55,31 @@ pub enum RowOutcome {
 }
 
 impl RowOutcome {
+    /// A valid row when `problems` is empty, else an invalid one.
+    fn new(
+        line: u64,
+        record: u64,
+        raw: Cells,
+        keys: ColumnKeys,
+        problems: Vec<RowProblem>,
+    ) -> RowOutcome {
+        if problems.is_empty() {
+            RowOutcome::Valid(ValidRow {
+                line,
+                record,
+                raw,
+                keys,
+            })
+        } else {
+            RowOutcome::Invalid(InvalidRow {
+                line,
+                record,
+                raw,
+                problems,
+            })
+        }
+    }
+
     /// The physical line (1-based) where the row starts.
     pub fn line(&self) -> u64 {
         match self {
@@ -1109,21 +1134,9 @@ impl<R: Read> ImportFile<R> {
         }
         self.records += 1;
         let (record, raw) = (self.records, Cells::from_inline(text.to_owned(), ends));
-        Ok(Some(if problems.is_empty() {
-            RowOutcome::Valid(ValidRow {
-                line,
-                record,
-                raw,
-                keys: self.keys,
-            })
-        } else {
-            RowOutcome::Invalid(InvalidRow {
-                line,
-                record,
-                raw,
-                problems,
-            })
-        }))
+        Ok(Some(RowOutcome::new(
+            line, record, raw, self.keys, problems,
+        )))
     }
 
     fn not_text(&self, line: u64) -> FileError {
@@ -1166,21 +1179,7 @@ impl<R: Read> ImportFile<R> {
                 &mut problems,
             );
         }
-        if problems.is_empty() {
-            RowOutcome::Valid(ValidRow {
-                line,
-                record,
-                raw,
-                keys: self.keys,
-            })
-        } else {
-            RowOutcome::Invalid(InvalidRow {
-                line,
-                record,
-                raw,
-                problems,
-            })
-        }
+        RowOutcome::new(line, record, raw, self.keys, problems)
     }
 }
 

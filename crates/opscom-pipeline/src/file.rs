@@ -214,8 +214,9 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         self.claimed.original_name()
     }
 
-    fn finish(self, end: End) -> FileOutcome {
-        let record = |outcome, reason| FileRecord {
+    /// The file's record as things stand.
+    fn record(&self, outcome: Outcome, reason: Option<String>) -> FileRecord {
+        FileRecord {
             at: jiff::Timestamp::try_from(self.cx.now)
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
@@ -229,7 +230,11 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             reason,
             archived_as: None,
             duration_ms: self.started.elapsed().as_millis() as u64,
-        };
+        }
+    }
+
+    fn finish(self, end: End) -> FileOutcome {
+        let record = |outcome, reason| self.record(outcome, reason);
         match end {
             End::Archived {
                 outcome,
@@ -399,22 +404,9 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         reason: Option<String>,
     ) -> Result<End, DeferReason> {
         if !marks.contains(&Mark::Recorded) {
-            let record = FileRecord {
-                at: jiff::Timestamp::try_from(self.cx.now)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-                tenant: self.cx.tenant.name.clone(),
-                file: self.claimed.original_name().to_owned(),
-                claim: self.claimed.id().to_owned(),
-                rows_total: self.ok + self.failed,
-                rows_ok: self.ok,
-                rows_failed: self.failed,
-                outcome,
-                reason: reason.clone(),
-                archived_as: None,
-                duration_ms: self.started.elapsed().as_millis() as u64,
-            };
-            self.cx.records.append(&record)?;
+            self.cx
+                .records
+                .append(&self.record(outcome, reason.clone()))?;
             journal.mark(Mark::Recorded)?;
         }
         let archived_as = self
