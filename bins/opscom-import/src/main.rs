@@ -98,8 +98,10 @@ fn init_logging(format: LogFormat, command: &Command) {
         _ => "warn",
     };
     let filter = EnvFilter::try_from_env("OPSCOM_LOG").unwrap_or_else(|_| EnvFilter::new(default));
+    use std::io::IsTerminal;
     let builder = tracing_subscriber::fmt()
         .with_env_filter(filter)
+        .with_ansi(std::io::stderr().is_terminal())
         .with_writer(std::io::stderr);
     match format {
         LogFormat::Human => builder.init(),
