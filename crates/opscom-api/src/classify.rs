@@ -50,6 +50,20 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Answ
             retry_after: retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
         });
     }
+    if (200..=299).contains(&status) && SUCCESS_BODIES.contains(&body.trim_ascii()) {
+        // The usual answer, recognised without building a JSON tree (same class as below).
+        return Answer::Accepted {
+            status_success: true,
+        };
+    }
+    classify_parsed(status, retry_after, body)
+}
+
+/// The bodies of a plain success, as the API and the sandbox send them.
+const SUCCESS_BODIES: [&[u8]; 2] = [br#"{"status":"success"}"#, br#"{"status": "success"}"#];
+
+/// [`classify`] for a status that is not always transient, through a full JSON parse.
+fn classify_parsed(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Answer {
     let json: Option<Value> = serde_json::from_slice(body).ok();
     if let Some((code, message)) = json.as_ref().and_then(error_code) {
         let error = ApiError {
@@ -206,6 +220,26 @@ mod tests {
                 status_success: false
             }
         );
+    }
+
+    #[test]
+    fn the_success_shortcut_agrees_with_the_full_parse() {
+        for status in [200, 201, 204, 299, 400, 401, 500, 404] {
+            for body in [
+                &br#"{"status":"success"}"#[..],
+                br#"  {"status": "success"}
+"#,
+                br#"{"status":"Success"}"#,
+                br#"{"status":"success","ErrorCode":9019}"#,
+            ] {
+                assert_eq!(
+                    classify(status, None, body),
+                    classify_parsed(status, None, body),
+                    "{status} {}",
+                    String::from_utf8_lossy(body)
+                );
+            }
+        }
     }
 
     #[test]

@@ -5,7 +5,8 @@ use std::sync::Arc;
 use std::time::SystemTime;
 
 use async_trait::async_trait;
-use backon::{BackoffBuilder, ExponentialBuilder};
+use backon::{BackoffBuilder, ExponentialBackoff, ExponentialBuilder};
+use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
@@ -89,13 +90,14 @@ impl HttpPushClient {
         self.inner.push_url.as_str()
     }
 
-    async fn attempt(&self, body: &[u8]) -> Answer {
+    /// One request. `body` is shared (a reference count), not copied, across attempts.
+    async fn attempt(&self, body: &Bytes) -> Answer {
         let inner = &self.inner;
         let sent = inner
             .http
             .post(inner.push_url.clone())
-            .header(CONTENT_TYPE, "application/json")
-            .body(body.to_vec())
+            .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .body(body.clone())
             .send()
             .await;
         let response = match sent {
@@ -150,6 +152,17 @@ fn transport_cause(error: reqwest::Error) -> TransientCause {
     }
 }
 
+/// An upper estimate of the JSON body's length, so that encoding it allocates once.
+fn body_capacity(user: &UserRecord, token: &str) -> usize {
+    // `{}`, and per field `"key":"value",` (6 bytes of punctuation) plus a little for escapes.
+    let fields: usize = user
+        .attributes
+        .iter()
+        .map(|(key, value)| key.len() + value.len() + 8)
+        .sum();
+    2 + fields + "unique_id".len() + user.unique_id.len() + 8 + "apiToken".len() + token.len() + 8
+}
+
 /// The JSON body: the attributes as a flat object of strings, `unique_id` if the attributes lack
 /// it, and `apiToken`.
 struct PushBody<'a> {
@@ -177,11 +190,10 @@ impl Serialize for PushBody<'_> {
 impl PushApi for HttpPushClient {
     async fn push_user(&self, user: &UserRecord) -> PushOutcome {
         let inner = &self.inner;
-        let body = match serde_json::to_vec(&PushBody {
-            user,
-            token: inner.token.expose_secret(),
-        }) {
-            Ok(body) => body,
+        let token = inner.token.expose_secret();
+        let mut body = Vec::with_capacity(body_capacity(user, token));
+        let body = match serde_json::to_writer(&mut body, &PushBody { user, token }) {
+            Ok(()) => Bytes::from(body),
             // Strings always serialize; kept as data rather than a panic.
             Err(error) => {
                 return PushOutcome::RowRejected(crate::ApiError {
@@ -194,12 +206,8 @@ impl PushApi for HttpPushClient {
         // The semaphore is never closed; `Err` cannot happen, but is not a reason to panic.
         let _slot = inner.slots.acquire().await.ok();
         let started = Instant::now();
-        let mut backoff = ExponentialBuilder::new()
-            .with_min_delay(inner.config.min_backoff)
-            .with_max_delay(inner.config.max_backoff)
-            .with_jitter()
-            .without_max_times()
-            .build();
+        // Built on the first transient failure only: most users never need it.
+        let mut backoff: Option<ExponentialBackoff> = None;
         let mut attempts: u32 = 0;
         loop {
             if let Some(limiter) = &inner.limiter {
@@ -254,6 +262,14 @@ impl PushApi for HttpPushClient {
                     ..
                 } => *after,
                 _ => backoff
+                    .get_or_insert_with(|| {
+                        ExponentialBuilder::new()
+                            .with_min_delay(inner.config.min_backoff)
+                            .with_max_delay(inner.config.max_backoff)
+                            .with_jitter()
+                            .without_max_times()
+                            .build()
+                    })
                     .next()
                     .unwrap_or(inner.config.max_backoff)
                     .min(inner.config.max_backoff),
