@@ -3,48 +3,14 @@
 //! Alone in its own test binary, so the subscriber can be global and no other test's threads
 //! race with it over tracing's process-wide callsite interest.
 
+mod common;
+
 use std::sync::{Arc, Mutex};
-use std::time::Duration;
 
-use opscom_api::{ClientConfig, HttpPushClient, PUSH_PATH, PushApi, SecretString, UserRecord};
-use wiremock::matchers::{method, path};
-use wiremock::{Mock, MockServer, ResponseTemplate};
+use opscom_api::PushApi;
+use wiremock::{MockServer, ResponseTemplate};
 
-const TOKEN: &str = "tok-0123456789-abcdefghij-0123456789-abcdefghij-xy";
-
-fn client(base: &str) -> HttpPushClient {
-    let mut config = ClientConfig::new(base, SecretString::from(TOKEN));
-    config.connect_timeout = Duration::from_millis(500);
-    config.request_timeout = Duration::from_millis(500);
-    config.retry_budget = Duration::from_millis(400);
-    config.min_backoff = Duration::from_millis(10);
-    config.max_backoff = Duration::from_millis(50);
-    config.concurrency = 4;
-    HttpPushClient::new(config).expect("client builds")
-}
-
-fn user(n: u64) -> UserRecord {
-    UserRecord {
-        line: n + 1,
-        unique_id: format!("u{n}"),
-        attributes: vec![
-            ("login_source", "OPSCOM".into()),
-            ("email", format!("person{n}@example.com")),
-            ("first_name", "Zoë".into()),
-        ],
-    }
-}
-
-async fn push_mock(server: &MockServer, template: ResponseTemplate, times: Option<u64>) {
-    let mock = Mock::given(method("POST"))
-        .and(path(PUSH_PATH))
-        .respond_with(template);
-    let mock = match times {
-        Some(n) => mock.up_to_n_times(n),
-        None => mock,
-    };
-    mock.mount(server).await;
-}
+use common::{TOKEN, client, push_mock, user};
 
 /// A writer collecting everything the client logs.
 #[derive(Clone, Default)]

@@ -1,57 +1,14 @@
 //! The client against wiremock: one test per answer class and per retry path.
 
+mod common;
+
 use std::time::{Duration, Instant};
 
-use opscom_api::{
-    ClientConfig, HttpPushClient, PUSH_PATH, PushApi, PushOutcome, SecretString, TransientCause,
-    UserRecord,
-};
+use opscom_api::{HttpPushClient, PUSH_PATH, PushApi, PushOutcome, TransientCause, UserRecord};
 use wiremock::matchers::{header, method, path};
 use wiremock::{Mock, MockServer, ResponseTemplate};
 
-const TOKEN: &str = "tok-0123456789-abcdefghij-0123456789-abcdefghij-xy";
-
-fn config(base: &str) -> ClientConfig {
-    let mut config = ClientConfig::new(base, SecretString::from(TOKEN));
-    config.connect_timeout = Duration::from_millis(500);
-    config.request_timeout = Duration::from_millis(500);
-    config.retry_budget = Duration::from_millis(400);
-    config.min_backoff = Duration::from_millis(10);
-    config.max_backoff = Duration::from_millis(50);
-    config.concurrency = 4;
-    config
-}
-
-fn client(base: &str) -> HttpPushClient {
-    HttpPushClient::new(config(base)).expect("client builds")
-}
-
-fn user(n: u64) -> UserRecord {
-    UserRecord {
-        line: n + 1,
-        unique_id: format!("u{n}"),
-        attributes: vec![
-            ("login_source", "OPSCOM".into()),
-            ("email", format!("person{n}@example.com")),
-            ("first_name", "Zoë".into()),
-        ],
-    }
-}
-
-async fn push_mock(server: &MockServer, template: ResponseTemplate, times: Option<u64>) {
-    let mock = Mock::given(method("POST"))
-        .and(path(PUSH_PATH))
-        .respond_with(template);
-    let mock = match times {
-        Some(n) => mock.up_to_n_times(n),
-        None => mock,
-    };
-    mock.mount(server).await;
-}
-
-async fn request_count(server: &MockServer) -> usize {
-    server.received_requests().await.map_or(0, |r| r.len())
-}
+use common::{TOKEN, client, config, push_mock, request_count, user};
 
 #[tokio::test]
 async fn success_is_accepted_and_the_request_follows_the_contract() {
