@@ -105,47 +105,74 @@ impl RowOutcome {
     }
 }
 
-/// The attribute of each column of a file (none for the ignored `import_error` column): a small
-/// copyable table, so that a row carries it without an allocation.
+/// The attribute of each column of a file (none for the ignored `import_error` column and columns
+/// without a header): a small copyable table of the mapped columns only, so that a row carries it
+/// without an allocation, however many ignored columns the file has.
 #[derive(Clone, Copy, PartialEq, Eq)]
 pub struct ColumnKeys {
-    /// Index into [`opscom_schema::ATTRIBUTES`] per column; `NONE` for no attribute.
-    index: [u8; KEYS],
-    len: u8,
+    /// Column index of each mapped column, in column order.
+    columns: [u32; KEYS],
+    /// Index into [`opscom_schema::ATTRIBUTES`] of each mapped column.
+    attributes: [u8; KEYS],
+    /// How many mapped columns.
+    mapped: u8,
+    /// How many columns in all.
+    len: u32,
 }
 
+/// At most this many mapped columns: a valid header maps each attribute once.
 const KEYS: usize = 32;
-const NONE: u8 = u8::MAX;
 
 impl ColumnKeys {
     /// The table for columns holding the attributes with these JSON keys (`None`, or a key
-    /// the schema does not know, for an ignored column). At most 32 columns are kept: a valid
-    /// header has at most 25.
+    /// the schema does not know, for an ignored column).
     pub fn new(keys: &[Option<&str>]) -> Self {
-        let mut index = [NONE; KEYS];
-        for (slot, key) in index.iter_mut().zip(keys) {
-            *slot = key
+        let mut table = ColumnKeys {
+            columns: [0; KEYS],
+            attributes: [0; KEYS],
+            mapped: 0,
+            len: u32::try_from(keys.len()).unwrap_or(u32::MAX),
+        };
+        for (column, key) in keys.iter().enumerate() {
+            let attribute = key
                 .and_then(|k| opscom_schema::ATTRIBUTES.iter().position(|a| a.key == k))
-                .and_then(|i| u8::try_from(i).ok())
-                .unwrap_or(NONE);
+                .and_then(|i| u8::try_from(i).ok());
+            let (Some(attribute), Ok(column)) = (attribute, u32::try_from(column)) else {
+                continue;
+            };
+            let n = usize::from(table.mapped);
+            if n == KEYS {
+                break;
+            }
+            table.columns[n] = column;
+            table.attributes[n] = attribute;
+            table.mapped += 1;
         }
-        ColumnKeys {
-            index,
-            len: keys.len().min(KEYS) as u8,
-        }
+        table
+    }
+
+    /// The mapped columns, in column order: `(column index, JSON key)`.
+    pub fn mapped(&self) -> impl Iterator<Item = (usize, &'static str)> + '_ {
+        let n = usize::from(self.mapped);
+        self.columns[..n]
+            .iter()
+            .zip(&self.attributes[..n])
+            .filter_map(|(&column, &attribute)| {
+                let key = opscom_schema::ATTRIBUTES.get(usize::from(attribute))?.key;
+                Some((usize::try_from(column).ok()?, key))
+            })
     }
 
     /// The JSON key of column `i`.
     pub fn key(&self, i: usize) -> Option<&'static str> {
-        let index = *self.index[..usize::from(self.len)].get(i)?;
-        opscom_schema::ATTRIBUTES
-            .get(usize::from(index))
-            .map(|a| a.key)
+        self.mapped()
+            .find(|&(column, _)| column == i)
+            .map(|(_, k)| k)
     }
 
     /// The number of columns.
     pub fn len(&self) -> usize {
-        usize::from(self.len)
+        self.len as usize
     }
 
     /// Whether there are no columns.
@@ -191,9 +218,8 @@ impl ValidRow {
     /// The mapped, non-empty values to send: `(JSON key, trimmed value)`, in column order.
     /// Empty cells are left out: they never clear a value OPSCOM holds.
     pub fn fields(&self) -> impl Iterator<Item = (&'static str, &str)> + '_ {
-        self.raw.iter().enumerate().filter_map(|(i, cell)| {
-            let key = self.keys.key(i)?;
-            let value = trim(cell);
+        self.keys.mapped().filter_map(|(i, key)| {
+            let value = trim(self.raw.get(i)?);
             (!value.is_empty()).then_some((key, value))
         })
     }

@@ -450,3 +450,30 @@ fn reader_rows_and_errors_can_move_to_another_thread() {
     send::<RowOutcome>();
     send::<FileError>();
 }
+
+/// Many columns without a header (Excel keeps formatted but empty columns) before and between
+/// the mapped ones: every mapped value is still sent, whatever its column index.
+#[test]
+fn mapped_columns_after_many_unnamed_ones_are_all_sent() {
+    let empties = vec![""; 40].join(",");
+    let text = format!(
+        "{empties},unique_id,{empties},login_source,email\r\n{empties},U1,{empties},OPSCOM,u1@example.edu\r\n"
+    );
+    let mut file = ImportFile::open(
+        std::io::Cursor::new(text.into_bytes()),
+        "wide.csv",
+        &ReadOptions::default(),
+    )
+    .expect("opens");
+    match file.next_row() {
+        Some(Ok(RowOutcome::Valid(row))) => assert_eq!(
+            row.fields().collect::<Vec<_>>(),
+            [
+                ("unique_id", "U1"),
+                ("login_source", "OPSCOM"),
+                ("email", "u1@example.edu")
+            ]
+        ),
+        other => panic!("{other:?}"),
+    }
+}
