@@ -28,7 +28,8 @@ pub use mailer::{MailError, Mailer, MessageMeta, OutgoingMessage, ReportKind};
 pub use outbox::OutboxMailer;
 pub use report::{
     AddressError, ComposeError, ComposeOptions, DelayedReport, EXCEL_SAVE_AS, FailureReport,
-    RejectedReport, Report, ReportEnvelope, TokenRejectedReport, compose, report_key,
+    FolderProblemReport, RejectedReport, Report, ReportEnvelope, TokenRejectedReport, compose,
+    report_key,
 };
 pub use smtp::{
     DEFAULT_COMMAND_TIMEOUT, DEFAULT_SEND_TIMEOUT, SmtpMailer, SmtpSecurity, SmtpUrlError,

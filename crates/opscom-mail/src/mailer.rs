@@ -16,6 +16,8 @@ pub enum ReportKind {
     ImportDelayed,
     /// The tenant's API token was refused.
     TokenRejected,
+    /// The drop folder needs the client's attention (imports are paused).
+    FolderProblem,
 }
 
 impl ReportKind {
@@ -26,6 +28,7 @@ impl ReportKind {
             ReportKind::Rejected => "rejected",
             ReportKind::ImportDelayed => "import-delayed",
             ReportKind::TokenRejected => "token-rejected",
+            ReportKind::FolderProblem => "folder-problem",
         }
     }
 }

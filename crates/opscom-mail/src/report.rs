@@ -152,6 +152,16 @@ pub struct TokenRejectedReport {
     pub api_code: Option<i64>,
 }
 
+/// The drop folder itself stops the imports (a `.bak` that is not a folder), and the client can
+/// fix it.
+#[derive(Debug, Clone)]
+pub struct FolderProblemReport {
+    /// What is wrong, in plain words.
+    pub problem: String,
+    /// What the client should do.
+    pub fix: String,
+}
+
 /// Every report a tenant can receive.
 #[derive(Debug, Clone)]
 pub enum Report {
@@ -163,6 +173,8 @@ pub enum Report {
     ImportDelayed(DelayedReport),
     /// The API token was refused; files wait.
     TokenRejected(TokenRejectedReport),
+    /// The drop folder needs the client's attention; files wait.
+    FolderProblem(FolderProblemReport),
 }
 
 impl Report {
@@ -173,6 +185,7 @@ impl Report {
             Report::Rejected(_) => ReportKind::Rejected,
             Report::ImportDelayed(_) => ReportKind::ImportDelayed,
             Report::TokenRejected(_) => ReportKind::TokenRejected,
+            Report::FolderProblem(_) => ReportKind::FolderProblem,
         }
     }
 }
@@ -225,6 +238,7 @@ pub fn compose(
         Report::Rejected(r) => (rejected_subject(r), rejected_body(r, envelope), None),
         Report::ImportDelayed(r) => (delayed_subject(r), delayed_body(r, envelope), None),
         Report::TokenRejected(r) => (token_subject(envelope), token_body(r, envelope), None),
+        Report::FolderProblem(r) => (folder_subject(envelope), folder_body(r, envelope), None),
     };
 
     let sender = Mailbox::new(Some(SENDER_NAME.to_owned()), envelope.from.clone());
@@ -422,6 +436,25 @@ fn delayed_body(r: &DelayedReport, envelope: &ReportEnvelope) -> String {
     b.push_str(&files_list(&r.files_waiting));
     b.push_str(
         "If the delay lasts, contact OPSCOM support: the importer keeps retrying on its own.\n\n",
+    );
+    b.push_str(&footer(envelope));
+    b
+}
+
+fn folder_subject(envelope: &ReportEnvelope) -> String {
+    format!(
+        "Import paused for {}: your upload folder needs attention",
+        shorten(&envelope.tenant, 80)
+    )
+}
+
+fn folder_body(r: &FolderProblemReport, envelope: &ReportEnvelope) -> String {
+    let mut b = format!(
+        "{}\n\n\
+         No file is imported until this is fixed. Your files are kept and will be imported \
+         automatically once it is; you do not need to upload them again.\n\n\
+         WHAT TO DO NEXT\n\n{}\n\n",
+        r.problem, r.fix
     );
     b.push_str(&footer(envelope));
     b

@@ -6,8 +6,9 @@ use std::time::SystemTime;
 
 use opscom_csv::{InvalidRow, Rejection, RowProblem};
 use opscom_mail::{
-    ComposeOptions, DelayedReport, DeliveryStats, FailureReport, FailureSummary, Mailer,
-    RejectedReport, Report, ReportEnvelope, Spool, SpoolError, TokenRejectedReport, compose,
+    ComposeOptions, DelayedReport, DeliveryStats, FailureReport, FailureSummary,
+    FolderProblemReport, Mailer, RejectedReport, Report, ReportEnvelope, Spool, SpoolError,
+    TokenRejectedReport, compose,
 };
 
 use crate::config::Tenant;
@@ -154,6 +155,20 @@ impl ReportSink {
             api_code: None,
         });
         self.enqueue(&report, &format!("token-{claim_id}"))
+    }
+
+    /// Spools the report that `.bak` in the drop folder is not a folder, so imports are paused.
+    pub fn bak_not_a_folder(&self) -> Result<(), ReportError> {
+        let report = Report::FolderProblem(FolderProblemReport {
+            problem: "`.bak` in your upload folder is not a folder (it is a file or a link named \
+                      `.bak`), so imported files cannot be archived there, and imports are paused."
+                .to_owned(),
+            fix: "Delete `.bak` from your upload folder (for example `rm .bak` in sftp). The \
+                  importer creates the folder again and imports the files that are waiting."
+                .to_owned(),
+        });
+        let at = jiff::Timestamp::now().as_second();
+        self.enqueue(&report, &format!("bak-fault-{at}"))
     }
 
     /// Sends what waits in the spool, oldest first.

@@ -24,6 +24,7 @@ use crate::{NoProgress, Progress};
 /// Marker files in the tenant's work folder: an outage or a token refusal is reported once.
 const OUTAGE_MARKER: &str = "outage-reported";
 const TOKEN_MARKER: &str = "token-refusal-reported";
+const BAK_MARKER: &str = "bak-fault-reported";
 
 /// What one pass over a tenant did.
 #[derive(Debug, Default)]
@@ -166,6 +167,24 @@ where
                 return;
             }
             let now = self.clock.now();
+            if let Err(e) = folder.check_bak() {
+                // The client can fix this one (a file named `.bak` uploaded by mistake): tell
+                // them once, and stop this tenant until it is gone.
+                error!(tenant = %self.tenant.name, error = %e, "tenant stopped");
+                if !self.marker(BAK_MARKER).exists() {
+                    match reports.bak_not_a_folder() {
+                        Ok(()) => {
+                            let _ = std::fs::write(self.marker(BAK_MARKER), b"");
+                        }
+                        Err(e) => {
+                            warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report")
+                        }
+                    }
+                }
+                pass.fault = Some(e.to_string());
+                return;
+            }
+            let _ = std::fs::remove_file(self.marker(BAK_MARKER));
             let next = match self.next_file(folder, now, &mut pass.settling) {
                 Ok(Some(c)) => c,
                 Ok(None) => return,
@@ -224,7 +243,6 @@ where
         now: std::time::SystemTime,
         settling: &mut usize,
     ) -> Result<Option<opscom_scheduler::ClaimedFile>, String> {
-        folder.check_bak().map_err(|e| e.to_string())?;
         if let Some(c) = folder
             .claimed()
             .map_err(|e| e.to_string())?

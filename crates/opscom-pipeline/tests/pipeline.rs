@@ -583,3 +583,38 @@ async fn an_api_that_lets_a_few_rows_through_each_pass_is_still_one_outage() {
     ids.dedup();
     assert_eq!(ids.len(), 6);
 }
+
+#[tokio::test]
+async fn a_bak_that_is_not_a_folder_pauses_the_tenant_and_tells_the_client_once() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    upload(&t.drop_dir, "r.csv", &roster(3, 3));
+    std::fs::write(t.drop_dir.join(".bak"), "uploaded by mistake").unwrap();
+    let api = RecordingApi::new(Mode::Accept);
+    let mailer = Arc::new(RecordingMailer::default());
+    let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
+    for _ in 0..2 {
+        let report = service.once(no_shutdown()).await;
+        assert!(
+            report.waits() && report.tenants[0].fault.is_some(),
+            "{report:?}"
+        );
+    }
+    assert!(
+        api.ids().is_empty(),
+        "nothing imported that could not be archived"
+    );
+    assert!(t.drop_dir.join("r.csv").exists(), "the upload is not taken");
+    let sent = mailer.sent.lock().unwrap().clone();
+    assert_eq!(sent.len(), 1, "told once: {sent:?}");
+    assert_eq!(sent[0].0, ReportKind::FolderProblem);
+    assert!(
+        sent[0].2.contains("upload folder needs attention"),
+        "{}",
+        sent[0].2
+    );
+
+    std::fs::remove_file(t.drop_dir.join(".bak")).unwrap();
+    assert!(!service.once(no_shutdown()).await.waits());
+    assert_eq!(bak(&t.drop_dir), ["r.csv"]);
+}
