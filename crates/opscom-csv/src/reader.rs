@@ -10,6 +10,7 @@ use encoding_rs_io::{DecodeReaderBytes, DecodeReaderBytesBuilder};
 use serde::Serialize;
 use std::collections::HashMap;
 use std::io::{self, BufRead, Read, Seek, SeekFrom};
+use std::sync::Arc;
 
 /// How to read a file.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -60,7 +61,7 @@ impl RowOutcome {
         line: u64,
         record: u64,
         raw: Cells,
-        keys: ColumnKeys,
+        keys: &Arc<ColumnKeys>,
         problems: Vec<RowProblem>,
     ) -> RowOutcome {
         if problems.is_empty() {
@@ -68,7 +69,7 @@ impl RowOutcome {
                 line,
                 record,
                 raw,
-                keys,
+                keys: Arc::clone(keys),
             })
         } else {
             RowOutcome::Invalid(InvalidRow {
@@ -199,9 +200,9 @@ pub struct ValidRow {
     pub record: u64,
     /// The cells as uploaded (after undoing our neutralisation in files with `import_error`).
     pub raw: Cells,
-    /// The JSON key of each column.
+    /// The JSON key of each column, shared by every row of the file.
     #[serde(skip)]
-    keys: ColumnKeys,
+    keys: Arc<ColumnKeys>,
 }
 
 impl ValidRow {
@@ -211,7 +212,7 @@ impl ValidRow {
             line,
             record,
             raw,
-            keys,
+            keys: Arc::new(keys),
         }
     }
 
@@ -737,7 +738,7 @@ pub struct ImportFile<R> {
     fits: Vec<(usize, usize)>,
     /// The columns in [`Mode::Check`], in order.
     checked: Vec<usize>,
-    keys: ColumnKeys,
+    keys: Arc<ColumnKeys>,
     encoding: Encoding,
     max_record_bytes: u64,
     seen: SeenIds,
@@ -796,7 +797,7 @@ impl<R: Read + Seek> ImportFile<R> {
             plan: Vec::new(),
             fits: Vec::new(),
             checked: Vec::new(),
-            keys: ColumnKeys::new(&[]),
+            keys: Arc::new(ColumnKeys::new(&[])),
             encoding,
             max_record_bytes,
             seen: SeenIds::with_room(sniffed.lines_estimate),
@@ -992,7 +993,7 @@ impl<R: Read> ImportFile<R> {
         let keys: Vec<Option<&str>> = (0..self.map.len())
             .map(|i| self.map.attribute(i).map(|a| a.key))
             .collect();
-        self.keys = ColumnKeys::new(&keys);
+        self.keys = Arc::new(ColumnKeys::new(&keys));
         Ok(())
     }
 
@@ -1161,7 +1162,7 @@ impl<R: Read> ImportFile<R> {
         self.records += 1;
         let (record, raw) = (self.records, Cells::from_inline(text.to_owned(), ends));
         Ok(Some(RowOutcome::new(
-            line, record, raw, self.keys, problems,
+            line, record, raw, &self.keys, problems,
         )))
     }
 
@@ -1205,7 +1206,7 @@ impl<R: Read> ImportFile<R> {
                 &mut problems,
             );
         }
-        RowOutcome::new(line, record, raw, self.keys, problems)
+        RowOutcome::new(line, record, raw, &self.keys, problems)
     }
 }
 
