@@ -167,9 +167,10 @@ async fn once(config: PathBuf) -> ExitCode {
 
 async fn run(config: PathBuf) -> ExitCode {
     let service = match load(&config) {
-        Ok(s) => s,
+        Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    reload_on_sighup(Arc::clone(&service), config);
     match service.run(shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,
         Err(e) => {
@@ -177,4 +178,38 @@ async fn run(config: PathBuf) -> ExitCode {
             ExitCode::from(exit::CONFIG_OR_IO)
         }
     }
+}
+
+/// On SIGHUP (`systemctl reload`), reads the configuration again and hands it to the running
+/// service; a configuration with any problem is refused whole, each problem logged, and the
+/// running one stays in force.
+fn reload_on_sighup(service: Arc<Service>, path: PathBuf) {
+    tokio::spawn(async move {
+        use tokio::signal::unix::{SignalKind, signal};
+        let Ok(mut hup) = signal(SignalKind::hangup()) else {
+            tracing::warn!("cannot listen for SIGHUP: reloading needs a restart");
+            return;
+        };
+        while hup.recv().await.is_some() {
+            tracing::info!(config = %path.display(), "reloading the configuration");
+            let loaded = Config::load(&path).map_err(|e| e.problems);
+            match loaded.and_then(|config| service.reload(config)) {
+                Ok(r) => tracing::info!(
+                    added = ?r.added,
+                    removed = ?r.removed,
+                    changed = ?r.changed,
+                    "configuration reloaded"
+                ),
+                Err(problems) => {
+                    for p in &problems {
+                        tracing::error!(key = %p.key, reason = %p.reason, "configuration problem");
+                    }
+                    tracing::error!(
+                        problems = problems.len(),
+                        "the new configuration is refused; the running one stays in force"
+                    );
+                }
+            }
+        }
+    });
 }

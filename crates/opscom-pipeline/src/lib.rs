@@ -15,7 +15,7 @@ mod tenant;
 
 pub use file::DeferReason;
 pub use record::{FileRecord, Outcome, Records};
-pub use service::{DynRunner, OnceReport, Service};
+pub use service::{BUSY_RETRY, DynRunner, OnceReport, Reloaded, Service};
 pub use tenant::{TenantPass, TenantRunner};
 
 /// Receives progress of rows, for a terminal's progress bar. Every method defaults to nothing.
@@ -48,7 +48,6 @@ pub fn log_pass(pass: &TenantPass) {
             "file processed"
         );
     }
-    if let Some(fault) = &pass.fault {
-        tracing::error!(tenant = %pass.tenant, fault = %fault, "tenant pass stopped");
-    }
+    // A fault is logged by the tenant's runner when it starts and when it clears, not here on
+    // every pass.
 }

@@ -5,6 +5,7 @@
 
 use std::fs::OpenOptions;
 use std::io::{self, Write};
+use std::os::unix::fs::{FileExt, OpenOptionsExt};
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -88,16 +89,31 @@ impl Records {
         &self.path
     }
 
-    /// Appends one record as a single write, so that concurrent processes never interleave lines.
+    /// Appends one record as one line, under an exclusive lock on the file, so that processes
+    /// appending at once (on one host or several sharing the storage, where `O_APPEND` alone is
+    /// not atomic) never interleave lines. A last line left without its line end by a crash is
+    /// closed first, so that it never swallows the next record.
     pub fn append(&self, record: &FileRecord) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
         let mut file = OpenOptions::new()
             .create(true)
             .append(true)
+            .read(true)
+            .mode(0o640)
             .open(&self.path)?;
+        file.lock()?;
+        let len = file.metadata()?.len();
+        if len > 0 {
+            let mut last = [0u8; 1];
+            file.read_exact_at(&mut last, len - 1)?;
+            if last[0] != b'\n' {
+                line.insert(0, b'\n');
+            }
+        }
         file.write_all(&line)?;
         file.sync_data()
+        // The lock goes with the file handle.
     }
 
     /// Every record, oldest first (for tests and tools).
@@ -143,5 +159,67 @@ mod tests {
             text.contains(r#""outcome":"imported_with_failures""#),
             "{text}"
         );
+    }
+
+    fn record(claim: &str) -> FileRecord {
+        FileRecord {
+            at: "2026-11-27T10:00:00Z".into(),
+            tenant: "acme".into(),
+            file: "roster.csv".into(),
+            claim: claim.into(),
+            rows_total: 3,
+            rows_ok: 3,
+            rows_failed: 0,
+            outcome: Outcome::Imported,
+            reason: None,
+            archived_as: None,
+            duration_ms: 1,
+        }
+    }
+
+    #[test]
+    fn a_line_torn_by_a_crash_does_not_swallow_the_next_record() {
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(dir.path());
+        std::fs::write(records.path(), br#"{"at":"2026-11-27T10:00:00Z","tenant":"ac"#).unwrap();
+        records.append(&record("c2")).unwrap();
+        assert_eq!(records.read_all().unwrap(), [record("c2")]);
+        let text = std::fs::read_to_string(records.path()).unwrap();
+        assert_eq!(text.lines().count(), 2, "{text}");
+    }
+
+    #[test]
+    fn appenders_at_once_never_interleave_lines() {
+        let dir = tempfile::tempdir().unwrap();
+        let threads: Vec<_> = (0..8)
+            .map(|t| {
+                // Each writer opens the file on its own, as separate processes do.
+                let records = Records::new(dir.path());
+                std::thread::spawn(move || {
+                    for i in 0..200 {
+                        records.append(&record(&format!("t{t}-{i}"))).unwrap();
+                    }
+                })
+            })
+            .collect();
+        for t in threads {
+            t.join().unwrap();
+        }
+        let text = std::fs::read_to_string(Records::new(dir.path()).path()).unwrap();
+        let lines: Vec<&str> = text.lines().collect();
+        assert_eq!(lines.len(), 1600);
+        for line in lines {
+            serde_json::from_str::<FileRecord>(line).unwrap_or_else(|e| panic!("{e}: {line}"));
+        }
+    }
+
+    #[test]
+    fn records_are_not_readable_by_other_users() {
+        use std::os::unix::fs::PermissionsExt;
+        let dir = tempfile::tempdir().unwrap();
+        let records = Records::new(dir.path());
+        records.append(&record("c1")).unwrap();
+        let mode = std::fs::metadata(records.path()).unwrap().permissions().mode();
+        assert_eq!(mode & 0o007, 0, "{mode:o}");
     }
 }

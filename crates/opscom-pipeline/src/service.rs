@@ -1,28 +1,86 @@
-//! The service over every tenant: `once` (one pass each, side by side) and `run` (the scheduler:
-//! passes every interval and on file events, until shutdown).
+//! The service over every tenant: `once` (one pass each, side by side), `run` (the scheduler:
+//! passes every interval and on file events, until shutdown) and `reload` (a new configuration
+//! taken while `run` runs).
+//!
+//! Several processes may run the same configuration over shared storage. They coordinate only
+//! through the filesystem: a tenant's pass holds its lock file (`TenantLock`), files are claimed
+//! by atomic renames, and records are appended under a lock. In `run`, a tenant found locked by
+//! another process is looked at again every [`BUSY_RETRY`], so the survivors of a crashed process
+//! resume its claimed files within seconds.
 
-use std::sync::Arc;
+use std::collections::{BTreeMap, HashMap};
+use std::sync::{Arc, Mutex, MutexGuard};
+use std::time::Duration;
 
 use futures_util::future::join_all;
 use opscom_api::{ClientConfig, HttpPushClient, PushApi};
 use opscom_mail::{Mailer, OutboxMailer, SmtpMailer};
-use opscom_scheduler::{Clock, DropFolder, ScheduleConfig, SystemClock};
+use opscom_scheduler::{
+    Clock, Control, FolderWatcher, ScheduleConfig, SystemClock, WatchError, run_dynamic,
+};
 use secrecy::ExposeSecret;
-use tokio::sync::watch;
-use tracing::info;
+use tokio::sync::{mpsc, watch};
+use tracing::{info, warn};
 
 use crate::Progress;
-use crate::config::{Config, MailSettings, Problem};
+use crate::config::{Config, MailSettings, Problem, Tenant};
 use crate::tenant::{TenantPass, TenantRunner, create_private_dir};
 
 /// A runner as the service holds it: the traits behind `Arc<dyn …>`.
 pub type DynRunner = TenantRunner<dyn PushApi, dyn Mailer, dyn Clock>;
 
-/// The service: one runner per tenant.
-#[derive(Debug)]
+/// In `run`, how soon a tenant held by another process is looked at again: when that process
+/// dies, its claimed file is resumed this soon after the kernel releases its lock.
+pub const BUSY_RETRY: Duration = Duration::from_secs(2);
+
+/// Builds a tenant's API client (the service's shared HTTP transport, or a caller's doubles).
+type ApiFactory = dyn Fn(&Tenant) -> Result<Arc<dyn PushApi>, String> + Send + Sync;
+
+/// The service: one runner per tenant, replaced as reloads come.
 pub struct Service {
+    inner: Arc<Inner>,
+}
+
+impl std::fmt::Debug for Service {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let state = self.inner.state();
+        f.debug_struct("Service")
+            .field("config", &state.config)
+            .field("tenants", &state.slots.len())
+            .finish_non_exhaustive()
+    }
+}
+
+struct Inner {
+    state: Mutex<State>,
+    apis: Box<ApiFactory>,
+    /// The mailer given by the caller; `None`: built from `[mail]` (and rebuilt on reload).
+    fixed_mailer: Option<Arc<dyn Mailer>>,
+    clock: Arc<dyn Clock>,
+    progress: Option<Arc<dyn Progress>>,
+    /// Set while `run` runs: the scheduler's controls and the file watcher.
+    running: Mutex<Option<Running>>,
+}
+
+struct State {
     config: Config,
-    runners: Vec<Arc<DynRunner>>,
+    mailer: Arc<dyn Mailer>,
+    /// Tenants by name, each with its scheduler key and runner.
+    slots: BTreeMap<String, Slot>,
+    next_key: usize,
+}
+
+#[derive(Clone)]
+struct Slot {
+    key: usize,
+    runner: Arc<DynRunner>,
+}
+
+struct Running {
+    control: mpsc::UnboundedSender<Control>,
+    watcher: Option<FolderWatcher>,
+    /// The kernel's watch limit was reported already (once per process).
+    limit_reported: bool,
 }
 
 /// What `once` did over every tenant.
@@ -39,140 +97,182 @@ impl OnceReport {
     }
 }
 
+/// What a reload changed, by tenant name.
+#[derive(Debug, Default, Clone, PartialEq, Eq)]
+#[non_exhaustive]
+pub struct Reloaded {
+    /// Tenants new in the configuration: scheduled and watched from now on.
+    pub added: Vec<String>,
+    /// Tenants gone from the configuration: they stop once the file in hand is done.
+    pub removed: Vec<String>,
+    /// Tenants whose settings changed: the new settings apply from their next file.
+    pub changed: Vec<String>,
+}
+
 impl Service {
-    /// Builds the service from a checked configuration with the real API client, mailer and clock.
-    /// Problems found here (a drop folder on another filesystem than its work folder, an
-    /// unusable state folder, an SMTP URL the mailer refuses) are configuration problems.
+    /// Builds the service from a checked configuration with the real API client (one HTTP
+    /// transport shared by every tenant), mailer and clock. A problem found here (an SMTP URL
+    /// the mailer refuses, an unusable state folder) is a configuration problem; a tenant whose
+    /// folders cannot be used is paused when its pass finds it, and the others go on.
     pub fn from_config(config: Config) -> Result<Service, Vec<Problem>> {
-        let mut problems = Vec::new();
-        let mailer: Arc<dyn Mailer> = match &config.mail {
-            MailSettings::Smtp { url, password } => {
-                match SmtpMailer::from_url(url.expose_secret(), password.clone()) {
-                    Ok(m) => Arc::new(m),
-                    Err(e) => {
-                        problems.push(Problem {
-                            key: "mail.smtp_url".into(),
-                            reason: e.to_string(),
-                        });
-                        return Err(problems);
-                    }
-                }
-            }
-            MailSettings::Outbox { dir } => match std::fs::create_dir_all(dir) {
-                Ok(()) => Arc::new(OutboxMailer::new(dir)),
-                Err(e) => {
-                    problems.push(Problem {
-                        key: "mail.outbox_dir".into(),
-                        reason: format!("{}: {e}", dir.display()),
-                    });
-                    return Err(problems);
-                }
-            },
+        // TRANSPORT-SWAP
+        let apis = move |t: &Tenant| {
+            let mut c = ClientConfig::new(t.api_url.clone(), t.api_token.clone());
+            c.concurrency = t.concurrency;
+            c.requests_per_second = t.requests_per_second;
+            c.retry_budget = t.api_retry_budget;
+            HttpPushClient::new(c)
+                .map(|c| Arc::new(c) as Arc<dyn PushApi>)
+                .map_err(|e| e.to_string())
         };
-        let apis = config
-            .tenants
-            .iter()
-            .map(|t| {
-                let mut c = ClientConfig::new(t.api_url.clone(), t.api_token.clone());
-                c.concurrency = t.concurrency;
-                c.requests_per_second = t.requests_per_second;
-                c.retry_budget = t.api_retry_budget;
-                HttpPushClient::new(c).map(|c| Arc::new(c) as Arc<dyn PushApi>)
-            })
-            .collect::<Vec<_>>();
-        let mut built = Vec::new();
-        for (t, api) in config.tenants.iter().zip(apis) {
-            match api {
-                Ok(api) => built.push(api),
-                Err(e) => problems.push(Problem {
-                    key: format!("tenant[{}].api_url", t.name),
-                    reason: e.to_string(),
-                }),
-            }
-        }
-        if !problems.is_empty() {
-            return Err(problems);
-        }
-        Service::with_parts(config, built, mailer, Arc::new(SystemClock))
+        let mailer = build_mailer(&config.mail)?;
+        Service::build(config, Box::new(apis), mailer, None, Arc::new(SystemClock))
     }
 
-    /// Builds the service from parts: one API per tenant (in order), one mailer, one clock.
+    /// Builds the service from parts: each tenant of `config` with its API, one mailer, one
+    /// clock. Every tenant needs exactly one API (by name); a tenant without one, or an API for
+    /// a tenant that is not configured, is a problem. A reload keeps each tenant's API.
     pub fn with_parts(
         config: Config,
-        apis: Vec<Arc<dyn PushApi>>,
+        apis: Vec<(String, Arc<dyn PushApi>)>,
         mailer: Arc<dyn Mailer>,
         clock: Arc<dyn Clock>,
     ) -> Result<Service, Vec<Problem>> {
         let mut problems = Vec::new();
-        if let Err(e) = create_private_dir(&config.state_dir) {
-            problems.push(Problem {
-                key: "state_dir".into(),
-                reason: format!("{}: {e}", config.state_dir.display()),
-            });
+        let mut by_name: HashMap<String, Arc<dyn PushApi>> = HashMap::new();
+        for (name, api) in apis {
+            if !config.tenants.iter().any(|t| t.name == name) {
+                problems.push(Problem {
+                    key: format!("tenant[{name}]"),
+                    reason: "an API was given for a tenant that is not configured".into(),
+                });
+            } else if by_name.insert(name.clone(), api).is_some() {
+                problems.push(Problem {
+                    key: format!("tenant[{name}]"),
+                    reason: "two APIs were given for this tenant".into(),
+                });
+            }
         }
         for t in &config.tenants {
-            let checked = create_private_dir(&t.work_dir)
-                .map_err(|e| format!("{}: {e}", t.work_dir.display()))
-                .and_then(|()| {
-                    DropFolder::open(&t.drop_dir, &t.work_dir)
-                        .and_then(|folder| folder.probe_claim())
-                        .map_err(|e| e.to_string())
-                });
-            if let Err(reason) = checked {
+            if !by_name.contains_key(&t.name) {
                 problems.push(Problem {
-                    key: format!("tenant[{}].drop_dir", t.name),
-                    reason,
+                    key: format!("tenant[{}]", t.name),
+                    reason: "no API was given for this tenant".into(),
                 });
             }
         }
         if !problems.is_empty() {
             return Err(problems);
         }
-        let runners = config
-            .tenants
-            .iter()
-            .cloned()
-            .zip(apis)
-            .map(|(tenant, api)| {
-                Arc::new(TenantRunner::new(
-                    tenant,
-                    api,
-                    Arc::clone(&mailer),
-                    Arc::clone(&clock),
-                    &config.state_dir,
-                    config.schedule.settle,
-                ))
-            })
-            .collect();
-        Ok(Service { config, runners })
+        let apis = move |t: &Tenant| {
+            by_name
+                .get(&t.name)
+                .cloned()
+                .ok_or_else(|| format!("no API was given for tenant {}", t.name))
+        };
+        Service::build(
+            config,
+            Box::new(apis),
+            Arc::clone(&mailer),
+            Some(mailer),
+            clock,
+        )
     }
 
-    /// Shows row progress through `progress` (interactive `once`).
+    fn build(
+        config: Config,
+        apis: Box<ApiFactory>,
+        mailer: Arc<dyn Mailer>,
+        fixed_mailer: Option<Arc<dyn Mailer>>,
+        clock: Arc<dyn Clock>,
+    ) -> Result<Service, Vec<Problem>> {
+        if let Err(e) = create_private_dir(&config.state_dir) {
+            return Err(vec![Problem {
+                key: "state_dir".into(),
+                reason: format!("{}: {e}", config.state_dir.display()),
+            }]);
+        }
+        let inner = Inner {
+            state: Mutex::new(State {
+                config: config.clone(),
+                mailer,
+                slots: BTreeMap::new(),
+                next_key: 0,
+            }),
+            apis,
+            fixed_mailer,
+            clock,
+            progress: None,
+            running: Mutex::new(None),
+        };
+        let mut problems = Vec::new();
+        let mut slots = BTreeMap::new();
+        {
+            let state = inner.state();
+            for (key, t) in config.tenants.iter().enumerate() {
+                match inner.runner(t, &state.config, &state.mailer) {
+                    Ok(runner) => {
+                        slots.insert(t.name.clone(), Slot { key, runner });
+                    }
+                    Err(p) => problems.push(p),
+                }
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        {
+            let mut state = inner.state();
+            state.next_key = slots.len();
+            state.slots = slots;
+        }
+        Ok(Service {
+            inner: Arc::new(inner),
+        })
+    }
+
+    /// Shows row progress through `progress` (interactive `once`). Call before the first pass.
     pub fn with_progress(self, progress: Arc<dyn Progress>) -> Self {
-        let runners = self
-            .runners
-            .into_iter()
-            .map(|r| {
-                let r = Arc::try_unwrap(r)
-                    .unwrap_or_else(|_| unreachable!("runners are not shared yet"));
-                Arc::new(r.with_progress(Arc::clone(&progress)))
-            })
-            .collect();
+        let mut inner = Arc::try_unwrap(self.inner)
+            .unwrap_or_else(|_| unreachable!("the service is not shared before it runs"));
+        inner.progress = Some(progress);
+        {
+            let mut state = inner.state();
+            let State {
+                config,
+                mailer,
+                slots,
+                ..
+            } = &mut *state;
+            for (name, slot) in slots.iter_mut() {
+                let tenant = tenant_of(config, name);
+                if let Ok(runner) = inner.runner(tenant, config, mailer) {
+                    slot.runner = runner;
+                }
+            }
+        }
         Service {
-            config: self.config,
-            runners,
+            inner: Arc::new(inner),
         }
     }
 
-    /// The configuration the service runs.
-    pub fn config(&self) -> &Config {
-        &self.config
+    /// The configuration the service runs now.
+    pub fn config(&self) -> Config {
+        self.inner.state().config.clone()
     }
 
     /// One pass over every tenant, side by side.
     pub async fn once(&self, shutdown: watch::Receiver<bool>) -> OnceReport {
+        let runners: Vec<Arc<DynRunner>> = {
+            let state = self.inner.state();
+            let order = state.config.tenants.iter().map(|t| &t.name);
+            order
+                .filter_map(|name| state.slots.get(name))
+                .map(|s| Arc::clone(&s.runner))
+                .collect()
+        };
         // A task per tenant: one tenant's slow or failing pass never holds up another's.
-        let passes = self.runners.iter().map(|r| {
+        let passes = runners.iter().map(|r| {
             let runner = Arc::clone(r);
             let shutdown = shutdown.clone();
             tokio::spawn(async move { runner.pass(shutdown).await })
@@ -180,7 +280,7 @@ impl Service {
         let results = join_all(passes).await;
         let tenants = results
             .into_iter()
-            .zip(&self.runners)
+            .zip(&runners)
             .map(|(result, runner)| {
                 result.unwrap_or_else(|e| TenantPass {
                     tenant: runner.tenant().name.clone(),
@@ -194,52 +294,367 @@ impl Service {
 
     /// The service loop: a pass per tenant at start, every `interval`, and `settle` after a file
     /// event in its drop folder; returns once `shutdown` turns true and passes in hand are done.
-    pub async fn run(
-        &self,
-        shutdown: watch::Receiver<bool>,
-    ) -> Result<(), opscom_scheduler::WatchError> {
-        let drop_dirs: Vec<_> = self
-            .config
-            .tenants
-            .iter()
-            .map(|t| t.drop_dir.clone())
-            .collect();
-        let cfg = ScheduleConfig {
-            interval: self.config.schedule.interval,
-            settle: self.config.schedule.settle,
+    /// [`reload`](Self::reload) may be called meanwhile. File events are a help, not a need: a
+    /// folder that cannot be watched (the kernel's watch limit, say it once) is scanned every
+    /// interval.
+    pub async fn run(&self, shutdown: watch::Receiver<bool>) -> Result<(), WatchError> {
+        let (control_tx, control_rx) = mpsc::unbounded_channel();
+        let (cfg, keys, dirs) = {
+            let state = self.inner.state();
+            let cfg = schedule_of(&state.config);
+            let keys: Vec<usize> = state.slots.values().map(|s| s.key).collect();
+            let dirs: Vec<(usize, std::path::PathBuf)> = state
+                .slots
+                .values()
+                .map(|s| (s.key, s.runner.tenant().drop_dir.clone()))
+                .collect();
+            (cfg, keys, dirs)
         };
-        let runners = self.runners.clone();
-        let pass_shutdown = shutdown.clone();
-        let settle = self.config.schedule.settle;
-        let mut stop = shutdown;
-        info!(tenants = self.runners.len(), "service started");
-        opscom_scheduler::run_watched(
-            &drop_dirs,
-            cfg,
-            move |i: usize| {
-                let runner = Arc::clone(&runners[i]);
-                let shutdown = pass_shutdown.clone();
-                async move {
-                    // Uploads still settling get their pass once they have settled, without
-                    // waiting for the next interval or another file event.
-                    loop {
-                        let pass = runner.pass(shutdown.clone()).await;
-                        crate::log_pass(&pass);
-                        if pass.settling == 0 || pass.fault.is_some() {
+        let (events_tx, events_rx) = mpsc::unbounded_channel();
+        let mut running = Running {
+            control: control_tx,
+            watcher: None,
+            limit_reported: false,
+        };
+        match FolderWatcher::new() {
+            Ok((watcher, mut rx)) => {
+                running.watcher = Some(watcher);
+                // Forward the watcher's events (its receiver lives as long as the watcher).
+                tokio::spawn(async move {
+                    while let Some(key) = rx.recv().await {
+                        if events_tx.send(key).is_err() {
                             break;
                         }
-                        let mut stop = shutdown.clone();
-                        tokio::select! {
-                            () = tokio::time::sleep(settle + opscom_scheduler::EVENT_MARGIN) => {}
-                            _ = stop.wait_for(|s| *s) => break,
-                        }
                     }
-                }
+                });
+            }
+            Err(e) => warn_no_events(&e, &mut running, dirs.len()),
+        }
+        let unwatched = dirs
+            .iter()
+            .filter(|(key, dir)| !running.watch(*key, dir))
+            .count();
+        if unwatched > 0 && running.watcher.is_some() {
+            warn!(
+                folders = unwatched,
+                "some drop folders have no file events: they are scanned every interval"
+            );
+        }
+        *self.inner.running() = Some(running);
+
+        let inner = Arc::clone(&self.inner);
+        let pass_shutdown = shutdown.clone();
+        let mut stop = shutdown;
+        info!(tenants = keys.len(), "service started");
+        run_dynamic(
+            keys,
+            cfg,
+            events_rx,
+            control_rx,
+            move |key: usize| {
+                let inner = Arc::clone(&inner);
+                let shutdown = pass_shutdown.clone();
+                async move { inner.passes(key, shutdown).await }
             },
             async move {
                 let _ = stop.wait_for(|s| *s).await;
             },
         )
-        .await
+        .await;
+        // Dropping the watcher closes its event stream.
+        *self.inner.running() = None;
+        Ok(())
+    }
+
+    /// Takes a new configuration while the service runs (SIGHUP): added tenants are scheduled
+    /// and watched from now on, removed tenants stop once the file in hand is done, changed
+    /// tenants use their new settings from their next file, `[schedule]` and `[mail]` from the
+    /// next pass. A configuration with any problem is refused whole (every problem returned)
+    /// and the running one stays in force. `state_dir` cannot change without a restart.
+    pub fn reload(&self, config: Config) -> Result<Reloaded, Vec<Problem>> {
+        let inner = &self.inner;
+        let mut state = inner.state();
+        let mut problems = Vec::new();
+        if config.state_dir != state.config.state_dir {
+            problems.push(Problem {
+                key: "state_dir".into(),
+                reason: format!(
+                    "cannot change from {} while the service runs; restart it to use {}",
+                    state.config.state_dir.display(),
+                    config.state_dir.display()
+                ),
+            });
+        }
+        let mail_changed = !same_mail(&config.mail, &state.config.mail);
+        let mailer = match (&inner.fixed_mailer, mail_changed) {
+            (Some(m), _) => Arc::clone(m),
+            (None, false) => Arc::clone(&state.mailer),
+            (None, true) => match build_mailer(&config.mail) {
+                Ok(m) => m,
+                Err(p) => {
+                    problems.extend(p);
+                    Arc::clone(&state.mailer)
+                }
+            },
+        };
+        let schedule_changed = config.schedule != state.config.schedule;
+        // Build every new runner first: nothing changes unless all of them can be built.
+        let mut fresh: Vec<(String, Option<usize>, Arc<DynRunner>)> = Vec::new();
+        let mut reloaded = Reloaded::default();
+        for t in &config.tenants {
+            let old = state.slots.get(&t.name);
+            let unchanged = old.is_some_and(|s| {
+                same_tenant(s.runner.tenant(), t) && !mail_changed && !schedule_changed
+            });
+            if unchanged {
+                continue;
+            }
+            match inner.runner(t, &config, &mailer) {
+                Ok(runner) => {
+                    match old {
+                        Some(_) => reloaded.changed.push(t.name.clone()),
+                        None => reloaded.added.push(t.name.clone()),
+                    }
+                    fresh.push((t.name.clone(), old.map(|s| s.key), runner));
+                }
+                Err(p) => problems.push(p),
+            }
+        }
+        if !problems.is_empty() {
+            return Err(problems);
+        }
+        // Settings that differ only in scheduling are not a tenant's change to report.
+        if !reloaded.changed.is_empty() && (mail_changed || schedule_changed) {
+            reloaded
+                .changed
+                .retain(|n| !same_tenant(state.slots[n].runner.tenant(), tenant_of(&config, n)));
+        }
+        let mut running = inner.running();
+        let removed: Vec<String> = state
+            .slots
+            .keys()
+            .filter(|n| !config.tenants.iter().any(|t| &t.name == *n))
+            .cloned()
+            .collect();
+        for name in &removed {
+            if let Some(slot) = state.slots.remove(name) {
+                slot.runner.retire();
+                if let Some(r) = running.as_mut() {
+                    let _ = r.control.send(Control::Remove(slot.key));
+                    r.unwatch(slot.key);
+                }
+            }
+        }
+        reloaded.removed = removed;
+        for (name, old_key, runner) in fresh {
+            let dir = runner.tenant().drop_dir.clone();
+            match old_key {
+                Some(key) => {
+                    if let Some(old) = state.slots.insert(name, Slot { key, runner }) {
+                        old.runner.retire();
+                    }
+                    if let Some(r) = running.as_mut() {
+                        r.watch(key, &dir);
+                    }
+                }
+                None => {
+                    let key = state.next_key;
+                    state.next_key += 1;
+                    state.slots.insert(name, Slot { key, runner });
+                    if let Some(r) = running.as_mut() {
+                        r.watch(key, &dir);
+                        let _ = r.control.send(Control::Add(key));
+                    }
+                }
+            }
+        }
+        if schedule_changed && let Some(r) = running.as_ref() {
+            let _ = r.control.send(Control::Schedule(schedule_of(&config)));
+        }
+        state.mailer = mailer;
+        state.config = config;
+        Ok(reloaded)
     }
 }
+
+impl Inner {
+    fn state(&self) -> MutexGuard<'_, State> {
+        self.state.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn running(&self) -> MutexGuard<'_, Option<Running>> {
+        self.running.lock().unwrap_or_else(|e| e.into_inner())
+    }
+
+    fn runner(
+        &self,
+        tenant: &Tenant,
+        config: &Config,
+        mailer: &Arc<dyn Mailer>,
+    ) -> Result<Arc<DynRunner>, Problem> {
+        let api = (self.apis)(tenant).map_err(|reason| Problem {
+            key: format!("tenant[{}].api_url", tenant.name),
+            reason,
+        })?;
+        let runner = TenantRunner::new(
+            tenant.clone(),
+            api,
+            Arc::clone(mailer),
+            Arc::clone(&self.clock),
+            &config.state_dir,
+            config.schedule.settle,
+        );
+        Ok(Arc::new(match &self.progress {
+            Some(p) => runner.with_progress(Arc::clone(p)),
+            None => runner,
+        }))
+    }
+
+    /// The tenant's runner under `key` now, if the tenant is still configured.
+    fn runner_for(&self, key: usize) -> Option<(Arc<DynRunner>, Duration)> {
+        let state = self.state();
+        state
+            .slots
+            .values()
+            .find(|s| s.key == key)
+            .map(|s| (Arc::clone(&s.runner), state.config.schedule.settle))
+    }
+
+    /// One scheduled pass over a tenant, followed at once by more where they are due: the
+    /// tenant was replaced by a reload mid-pass, another process holds it (looked at again
+    /// every [`BUSY_RETRY`]), or uploads were still settling (looked at once they settled).
+    async fn passes(&self, key: usize, shutdown: watch::Receiver<bool>) {
+        loop {
+            let Some((runner, settle)) = self.runner_for(key) else {
+                return;
+            };
+            let pass = runner.pass(shutdown.clone()).await;
+            crate::log_pass(&pass);
+            if *shutdown.borrow() {
+                return;
+            }
+            if runner.is_retired() {
+                continue; // replaced by a reload: the new settings take the next file
+            }
+            let wait = if pass.busy {
+                BUSY_RETRY
+            } else if pass.settling > 0 && pass.fault.is_none() {
+                settle + opscom_scheduler::EVENT_MARGIN
+            } else {
+                return;
+            };
+            let mut stop = shutdown.clone();
+            tokio::select! {
+                () = tokio::time::sleep(wait) => {}
+                _ = stop.wait_for(|s| *s) => return,
+            }
+        }
+    }
+}
+
+impl Running {
+    /// Watches a tenant's folder for file events; false when it cannot (it is then scanned
+    /// every interval). The kernel's watch limit is logged once, with the fix.
+    fn watch(&mut self, key: usize, dir: &std::path::Path) -> bool {
+        let Some(watcher) = self.watcher.as_mut() else {
+            return false;
+        };
+        match watcher.watch(key, dir) {
+            Ok(()) => true,
+            Err(e) if e.is_limit() => {
+                if !self.limit_reported {
+                    self.limit_reported = true;
+                    warn!(
+                        error = %e,
+                        "the kernel's limit on file watches is reached: the remaining drop folders are scanned every interval instead"
+                    );
+                }
+                false
+            }
+            Err(e) => {
+                // A missing or unreadable folder: its tenant's pass pauses it and says why.
+                tracing::debug!(error = %e, "drop folder not watched");
+                false
+            }
+        }
+    }
+
+    fn unwatch(&mut self, key: usize) {
+        if let Some(w) = self.watcher.as_mut() {
+            w.unwatch(key);
+        }
+    }
+}
+
+fn warn_no_events(e: &WatchError, running: &mut Running, folders: usize) {
+    running.limit_reported = e.is_limit();
+    warn!(
+        error = %e,
+        folders,
+        "file events are unavailable: every drop folder is scanned every interval instead"
+    );
+}
+
+fn schedule_of(config: &Config) -> ScheduleConfig {
+    ScheduleConfig {
+        interval: config.schedule.interval,
+        settle: config.schedule.settle,
+    }
+}
+
+fn tenant_of<'a>(config: &'a Config, name: &str) -> &'a Tenant {
+    config
+        .tenants
+        .iter()
+        .find(|t| t.name == name)
+        .unwrap_or_else(|| unreachable!("a changed tenant is in the new configuration"))
+}
+
+/// Whether two tenants' settings are the same (token included).
+fn same_tenant(a: &Tenant, b: &Tenant) -> bool {
+    // `Debug` shows every setting but the token, which is compared on its own.
+    format!("{a:?}") == format!("{b:?}")
+        && a.api_token.expose_secret() == b.api_token.expose_secret()
+}
+
+fn same_mail(a: &MailSettings, b: &MailSettings) -> bool {
+    match (a, b) {
+        (
+            MailSettings::Smtp {
+                url: ua,
+                password: pa,
+            },
+            MailSettings::Smtp {
+                url: ub,
+                password: pb,
+            },
+        ) => {
+            ua.expose_secret() == ub.expose_secret()
+                && pa.as_ref().map(|p| p.expose_secret()) == pb.as_ref().map(|p| p.expose_secret())
+        }
+        (MailSettings::Outbox { dir: a }, MailSettings::Outbox { dir: b }) => a == b,
+        _ => false,
+    }
+}
+
+fn build_mailer(mail: &MailSettings) -> Result<Arc<dyn Mailer>, Vec<Problem>> {
+    match mail {
+        MailSettings::Smtp { url, password } => {
+            match SmtpMailer::from_url(url.expose_secret(), password.clone()) {
+                Ok(m) => Ok(Arc::new(m)),
+                Err(e) => Err(vec![Problem {
+                    key: "mail.smtp_url".into(),
+                    reason: e.to_string(),
+                }]),
+            }
+        }
+        MailSettings::Outbox { dir } => match create_private_dir(dir) {
+            Ok(()) => Ok(Arc::new(OutboxMailer::new(dir))),
+            Err(e) => Err(vec![Problem {
+                key: "mail.outbox_dir".into(),
+                reason: format!("{}: {e}", dir.display()),
+            }]),
+        },
+    }
+}
+

@@ -5,15 +5,17 @@
 //! A tenant's faults stay with the tenant: its broken token, outage, hostile folder or malformed
 //! file end its own pass and never touch another tenant's.
 
+use std::collections::VecDeque;
 use std::path::Path;
 use std::sync::Arc;
-use std::time::Duration;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::time::{Duration, SystemTime};
 
 use opscom_api::PushApi;
 use opscom_mail::Mailer;
-use opscom_scheduler::{Clock, DropFolder, TenantLock};
+use opscom_scheduler::{Candidate, Clock, DropFolder, TenantLock};
 use tokio::sync::watch;
-use tracing::{error, info, warn};
+use tracing::{debug, error, info, warn};
 
 use crate::config::Tenant;
 use crate::file::{self, DeferReason, FileContext, FileOutcome};
@@ -64,6 +66,12 @@ pub struct TenantRunner<A: ?Sized, M: ?Sized, C: ?Sized> {
     progress: Arc<dyn Progress>,
     /// Skipped entries already logged, so that a hostile entry is not logged on every scan.
     skipped_reported: std::sync::Mutex<std::collections::HashSet<String>>,
+    /// The drop and work folders passed the start-up checks (a claim can be made) once.
+    checked: AtomicBool,
+    /// The fault that pauses the tenant, as last logged: logged once, not on every pass.
+    paused: std::sync::Mutex<Option<String>>,
+    /// Replaced or removed by a reload: take no further file.
+    retired: AtomicBool,
 }
 
 impl<A, M, C> TenantRunner<A, M, C>
@@ -90,6 +98,9 @@ where
             settle,
             progress: Arc::new(NoProgress),
             skipped_reported: Default::default(),
+            checked: AtomicBool::new(false),
+            paused: std::sync::Mutex::new(None),
+            retired: AtomicBool::new(false),
         }
     }
 
@@ -104,55 +115,105 @@ where
         &self.tenant
     }
 
-    /// One pass: returns what it did. Never panics on a hostile folder or a bad file.
+    /// Takes no further file: the file in hand is finished, then the pass ends (a reload
+    /// replaced or removed this tenant).
+    pub fn retire(&self) {
+        self.retired.store(true, Ordering::Relaxed);
+    }
+
+    /// Whether [`retire`](Self::retire) was called.
+    pub fn is_retired(&self) -> bool {
+        self.retired.load(Ordering::Relaxed)
+    }
+
+    /// The fault that pauses this tenant (an unusable folder, `.bak` not a folder…), if its
+    /// last pass found one.
+    pub fn paused(&self) -> Option<String> {
+        self.paused.lock().unwrap_or_else(|e| e.into_inner()).clone()
+    }
+
+    /// One pass: returns what it did. Never panics on a hostile folder or a bad file. A fault
+    /// pauses the tenant until a later pass finds it gone; it is logged when it starts and when
+    /// it clears, not on every pass.
     pub async fn pass(&self, shutdown: watch::Receiver<bool>) -> TenantPass {
         let mut pass = TenantPass {
             tenant: self.tenant.name.clone(),
             ..TenantPass::default()
         };
+        self.pass_inner(shutdown, &mut pass).await;
+        if !pass.busy {
+            self.note_fault(pass.fault.as_deref());
+        }
+        pass
+    }
+
+    /// Logs a fault once when it starts (or changes) and once when it clears.
+    fn note_fault(&self, fault: Option<&str>) {
+        let mut paused = self.paused.lock().unwrap_or_else(|e| e.into_inner());
+        match (paused.as_deref(), fault) {
+            (Some(old), Some(new)) if old == new => {}
+            (_, Some(new)) => {
+                error!(tenant = %self.tenant.name, fault = %new, "tenant paused; the other tenants go on, and each pass looks again");
+                *paused = Some(new.to_owned());
+            }
+            (Some(_), None) => {
+                info!(tenant = %self.tenant.name, "tenant resumed");
+                *paused = None;
+            }
+            (None, None) => {}
+        }
+    }
+
+    async fn pass_inner(&self, shutdown: watch::Receiver<bool>, pass: &mut TenantPass) {
         if let Err(e) = create_private_dir(&self.tenant.work_dir) {
             pass.fault = Some(format!(
                 "cannot create the work folder {}: {e}",
                 self.tenant.work_dir.display()
             ));
-            error!(tenant = %self.tenant.name, fault = %pass.fault.as_deref().unwrap_or_default(), "tenant stopped");
-            return pass;
+            return;
         }
         let _lock = match TenantLock::try_acquire(&self.tenant.work_dir) {
             Ok(Some(lock)) => lock,
             Ok(None) => {
-                info!(tenant = %self.tenant.name, "another process holds this tenant: skipped");
+                debug!(tenant = %self.tenant.name, "another process holds this tenant: skipped");
                 pass.busy = true;
-                return pass;
+                return;
             }
             Err(e) => {
                 pass.fault = Some(e.to_string());
-                return pass;
+                return;
             }
         };
         let reports = match ReportSink::open(&self.tenant) {
             Ok(r) => r,
             Err(e) => {
                 pass.fault = Some(format!("cannot open the report spool: {e}"));
-                return pass;
+                return;
             }
         };
         self.deliver(&reports).await;
 
-        match DropFolder::open(&self.tenant.drop_dir, &self.tenant.work_dir) {
+        match self.open_folder() {
             Ok(folder) => {
                 self.remove_orphaned_work_files(&folder, &reports);
-                self.take_files(&folder, &reports, shutdown, &mut pass)
-                    .await
+                self.take_files(&folder, &reports, shutdown, pass).await
             }
-            Err(e) => {
-                error!(tenant = %self.tenant.name, error = %e, "tenant stopped: drop folder unusable");
-                pass.fault = Some(e.to_string());
-            }
+            Err(e) => pass.fault = Some(e),
         }
 
         pass.reports_pending = !self.deliver(&reports).await;
-        pass
+    }
+
+    /// Opens the drop and work folders; the first time, also checks that a file can be moved
+    /// from one to the other (the same filesystem), as claims need.
+    fn open_folder(&self) -> Result<DropFolder, String> {
+        let folder = DropFolder::open(&self.tenant.drop_dir, &self.tenant.work_dir)
+            .map_err(|e| e.to_string())?;
+        if !self.checked.load(Ordering::Relaxed) {
+            folder.probe_claim().map_err(|e| e.to_string())?;
+            self.checked.store(true, Ordering::Relaxed);
+        }
+        Ok(folder)
     }
 
     async fn take_files(
@@ -162,15 +223,18 @@ where
         shutdown: watch::Receiver<bool>,
         pass: &mut TenantPass,
     ) {
+        // The folder is listed once and its files taken from that listing, oldest first; it is
+        // listed again only when the listing is used up or the folder changed since (a new
+        // upload): a pass over many files costs one listing, not one per file.
+        let mut listing = Listing::default();
         loop {
-            if *shutdown.borrow() {
+            if *shutdown.borrow() || self.is_retired() {
                 return;
             }
             let now = self.clock.now();
             if let Err(e) = folder.check_bak() {
                 // The client can fix this one (a file named `.bak` uploaded by mistake): tell
                 // them once, and stop this tenant until it is gone.
-                error!(tenant = %self.tenant.name, error = %e, "tenant stopped");
                 if !self.marker(BAK_MARKER).exists() {
                     match reports.bak_not_a_folder() {
                         Ok(()) => {
@@ -185,11 +249,10 @@ where
                 return;
             }
             let _ = std::fs::remove_file(self.marker(BAK_MARKER));
-            let next = match self.next_file(folder, now, &mut pass.settling) {
+            let next = match self.next_file(folder, now, &mut listing, &mut pass.settling) {
                 Ok(Some(c)) => c,
                 Ok(None) => return,
                 Err(e) => {
-                    error!(tenant = %self.tenant.name, error = %e, "tenant stopped");
                     pass.fault = Some(e);
                     return;
                 }
@@ -236,11 +299,12 @@ where
     }
 
     /// The next file to work on: one left claimed (a crash, a deferral) first, else the oldest
-    /// ready upload that this process manages to claim.
+    /// ready upload of the listing that this process manages to claim.
     fn next_file(
         &self,
         folder: &DropFolder,
         now: std::time::SystemTime,
+        listing: &mut Listing,
         settling: &mut usize,
     ) -> Result<Option<opscom_scheduler::ClaimedFile>, String> {
         if let Some(c) = folder
@@ -251,8 +315,31 @@ where
         {
             return Ok(Some(c));
         }
-        let scan = folder.scan(now, self.settle).map_err(|e| e.to_string())?;
-        *settling = scan.settling;
+        loop {
+            if listing.stale(folder) {
+                let scan = folder.scan(now, self.settle).map_err(|e| e.to_string())?;
+                listing.refill(folder, scan.ready);
+                *settling = scan.settling;
+                self.log_skipped(&scan.skipped);
+            }
+            let Some(candidate) = listing.ready.pop_front() else {
+                return Ok(None);
+            };
+            match folder.claim(&candidate) {
+                Ok(Some(c)) => {
+                    // Our own claim changed the folder: note its time after it, so that only
+                    // someone else's change makes the listing stale.
+                    listing.mark(folder);
+                    return Ok(Some(c));
+                }
+                Ok(None) => continue,
+                Err(e) => return Err(e.to_string()),
+            }
+        }
+    }
+
+    /// Logs skipped entries once per name and reason, not on every scan.
+    fn log_skipped(&self, skipped: &[opscom_scheduler::Skipped]) {
         let mut reported = self
             .skipped_reported
             .lock()
@@ -260,21 +347,11 @@ where
         if reported.len() > 10_000 {
             reported.clear(); // bounded, whatever a client creates
         }
-        for skipped in &scan.skipped {
-            // Reported once per name and reason, not on every scan.
+        for skipped in skipped {
             if reported.insert(format!("{}\0{}", skipped.name, skipped.reason)) {
                 warn!(tenant = %self.tenant.name, file = %skipped.name, reason = %skipped.reason, "file skipped");
             }
         }
-        drop(reported);
-        for candidate in &scan.ready {
-            match folder.claim(candidate) {
-                Ok(Some(c)) => return Ok(Some(c)),
-                Ok(None) => continue,
-                Err(e) => return Err(e.to_string()),
-            }
-        }
-        Ok(None)
     }
 
     /// Removes journals and report files of claims that no longer exist (a crash between the
@@ -365,6 +442,39 @@ where
             }
             Err(e) => warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report"),
         }
+    }
+}
+
+/// The ready files of one listing of a drop folder, and when it was made.
+#[derive(Debug, Default)]
+struct Listing {
+    ready: VecDeque<Candidate>,
+    /// Whether the folder has been listed in this pass.
+    listed: bool,
+    /// The folder's modification time as of the listing or of our own last change to it.
+    seen: Option<SystemTime>,
+}
+
+impl Listing {
+    /// A new listing is due: none yet in this pass, or the folder changed since by someone else
+    /// (an upload, which may be older than the files left in this listing).
+    fn stale(&self, folder: &DropFolder) -> bool {
+        !self.listed
+            || match (self.seen, folder.modified()) {
+                (Some(seen), Ok(now)) => now != seen,
+                _ => true,
+            }
+    }
+
+    fn refill(&mut self, folder: &DropFolder, ready: Vec<Candidate>) {
+        self.ready = ready.into();
+        self.listed = true;
+        self.seen = folder.modified().ok();
+    }
+
+    /// Notes the folder's time after our own change to it (a claim, an archive).
+    fn mark(&mut self, folder: &DropFolder) {
+        self.seen = folder.modified().ok();
     }
 }
 

@@ -191,7 +191,12 @@ impl Fixture {
             },
             tenants,
         };
-        let apis = apis.into_iter().map(|a| a as Arc<dyn PushApi>).collect();
+        let apis = config
+            .tenants
+            .iter()
+            .map(|t| t.name.clone())
+            .zip(apis.into_iter().map(|a| a as Arc<dyn PushApi>))
+            .collect();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Service::with_parts(config, apis, Arc::clone(mailer) as Arc<dyn Mailer>, clock).unwrap()
     }

@@ -97,4 +97,37 @@ pub enum WatchError {
         #[source]
         source: notify::Error,
     },
+    /// The kernel's limit on file watches (`fs.inotify.max_user_watches`) or on watchers
+    /// (`fs.inotify.max_user_instances`) is reached.
+    #[error(
+        "cannot watch {path}: the kernel's limit on file watches is reached (raise it with `sysctl -w fs.inotify.max_user_watches=524288` and `fs.inotify.max_user_instances=1024`, kept in /etc/sysctl.d/)"
+    )]
+    Limit {
+        /// The drop folder (empty when the watcher itself could not be created).
+        path: PathBuf,
+    },
+}
+
+impl WatchError {
+    /// Sorts notify's error: a limit reached, or another fault.
+    pub(crate) fn from_notify(path: PathBuf, source: notify::Error) -> WatchError {
+        let limit = match &source.kind {
+            notify::ErrorKind::MaxFilesWatch => true,
+            notify::ErrorKind::Io(e) => {
+                matches!(e.raw_os_error(), Some(code) if code == rustix::io::Errno::MFILE.raw_os_error() || code == rustix::io::Errno::NOSPC.raw_os_error())
+            }
+            _ => false,
+        };
+        if limit {
+            WatchError::Limit { path }
+        } else {
+            WatchError::Watch { path, source }
+        }
+    }
+
+    /// Whether the kernel's watch limit was reached (the folder is not watched; scan it by
+    /// interval).
+    pub fn is_limit(&self) -> bool {
+        matches!(self, WatchError::Limit { .. })
+    }
 }

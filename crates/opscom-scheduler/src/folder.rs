@@ -283,7 +283,7 @@ impl DropFolder {
     /// directory into the drop folder and back. `st_dev` alone misses bind mounts (systemd's
     /// `ReadWritePaths=` makes one per path), across which a rename fails with `EXDEV`.
     pub fn probe_claim(&self) -> Result<(), FolderError> {
-        let name = format!(".opscom-import-probe-{}", std::process::id());
+        let name = format!(".opscom-import-probe-{}", new_claim_id(SystemTime::now()));
         let io = |op, e: Errno| FolderError::Io {
             op,
             path: self.drop_path.join(&name),
@@ -339,6 +339,15 @@ impl DropFolder {
             Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(self.io("cannot stat", self.drop_path.join(BAK_DIR), e)),
         }
+    }
+
+    /// The drop folder's own modification time. It changes whenever an entry is created,
+    /// removed or renamed in the folder, so a caller that noted it after its own last change can
+    /// tell whether a listing it holds is still complete (and list again only then).
+    pub fn modified(&self) -> Result<SystemTime, FolderError> {
+        let st = rustix::fs::fstat(&self.drop)
+            .map_err(|e| self.io("cannot stat", self.drop_path.clone(), e))?;
+        Ok(Meta::from_stat(&st).mtime)
     }
 
     /// Lists the drop folder: files ready to claim (oldest first), how many are still settling,

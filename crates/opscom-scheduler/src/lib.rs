@@ -23,7 +23,7 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{FolderError, WatchError};
 pub use folder::{Candidate, ClaimedFile, DropFolder, Scan, SkipReason, Skipped, TenantLock};
 pub use names::{escape_name, has_csv_extension, is_partial};
-pub use schedule::{EVENT_MARGIN, ScheduleConfig, run};
+pub use schedule::{Control, EVENT_MARGIN, ScheduleConfig, run, run_dynamic};
 pub use watch::FolderWatcher;
 
 /// Runs [`run`] with a [`FolderWatcher`] on `drop_dirs` as the event source (tenant `i` is

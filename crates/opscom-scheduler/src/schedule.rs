@@ -6,6 +6,7 @@
 //! tenant's task, so a slow (or panicking) tenant never delays another and a pass requested while
 //! one runs is run once after it ends.
 
+use std::collections::HashMap;
 use std::future::Future;
 use std::sync::Arc;
 use std::time::Duration;
@@ -59,10 +60,52 @@ impl ScheduleConfig {
 /// - never two passes over one tenant at once; tenants are independent.
 ///
 /// Production events come from [`FolderWatcher`](crate::FolderWatcher); tests send indices.
+/// [`run_dynamic`] is the same loop over a set of tenants that changes while it runs.
 pub async fn run<F, Fut, S>(
     tenants: usize,
     cfg: ScheduleConfig,
+    events: mpsc::UnboundedReceiver<usize>,
+    pass: F,
+    shutdown: S,
+) where
+    F: Fn(usize) -> Fut + Send + Sync + 'static,
+    Fut: Future<Output = ()> + Send + 'static,
+    S: Future<Output = ()>,
+{
+    let (_control, control_rx) = mpsc::unbounded_channel();
+    run_dynamic(0..tenants, cfg, events, control_rx, pass, shutdown).await;
+}
+
+/// A change to the set of tenants [`run_dynamic`] schedules, or to when passes run.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[non_exhaustive]
+pub enum Control {
+    /// Start scheduling this tenant key: a pass at once, then as every other tenant.
+    Add(usize),
+    /// Stop scheduling this tenant key once its pass in hand (if any) has ended.
+    Remove(usize),
+    /// Wake this tenant key for a pass now (no settle delay): a pass that should follow another
+    /// (a lock found held by another process, a file still settling) without waiting an interval.
+    Wake(usize),
+    /// New interval and settle time for every tenant, from their next wait on.
+    Schedule(ScheduleConfig),
+}
+
+/// One tenant's scheduling task, as [`run_dynamic`] holds it.
+struct Slot {
+    events: Arc<Notify>,
+    now: Arc<Notify>,
+    stop: watch::Sender<bool>,
+}
+
+/// [`run`] over tenant keys that come and go: starts with `initial`, then follows `control`
+/// ([`Control::Add`], [`Control::Remove`], [`Control::Schedule`]). Events and controls for keys
+/// it does not hold are ignored. Keys are the caller's; a removed key may be added again.
+pub async fn run_dynamic<F, Fut, S>(
+    initial: impl IntoIterator<Item = usize>,
+    cfg: ScheduleConfig,
     mut events: mpsc::UnboundedReceiver<usize>,
+    mut control: mpsc::UnboundedReceiver<Control>,
     pass: F,
     shutdown: S,
 ) where
@@ -71,40 +114,78 @@ pub async fn run<F, Fut, S>(
     S: Future<Output = ()>,
 {
     let pass = Arc::new(pass);
-    let (stop_tx, stop_rx) = watch::channel(false);
-    let wakers: Vec<Arc<Notify>> = (0..tenants).map(|_| Arc::new(Notify::new())).collect();
+    let (schedule_tx, schedule_rx) = watch::channel(cfg);
+    let mut slots: HashMap<usize, Slot> = HashMap::new();
     let mut tasks = JoinSet::new();
-    for (tenant, waker) in wakers.iter().enumerate() {
+    let add = |key: usize, slots: &mut HashMap<usize, Slot>, tasks: &mut JoinSet<()>| {
+        if slots.contains_key(&key) {
+            return;
+        }
+        let (stop, stop_rx) = watch::channel(false);
+        let slot = Slot {
+            events: Arc::new(Notify::new()),
+            now: Arc::new(Notify::new()),
+            stop,
+        };
         tasks.spawn(tenant_loop(
-            tenant,
-            cfg,
-            Arc::clone(waker),
+            key,
+            schedule_rx.clone(),
+            Arc::clone(&slot.events),
+            Arc::clone(&slot.now),
             Arc::clone(&pass),
-            stop_rx.clone(),
+            stop_rx,
         ));
+        slots.insert(key, slot);
+    };
+    for key in initial {
+        add(key, &mut slots, &mut tasks);
     }
-    drop(stop_rx);
 
     tokio::pin!(shutdown);
     let mut events_open = true;
+    let mut control_open = true;
     loop {
         tokio::select! {
             biased;
             () = &mut shutdown => break,
+            c = control.recv(), if control_open => match c {
+                Some(Control::Add(key)) => add(key, &mut slots, &mut tasks),
+                Some(Control::Remove(key)) => {
+                    if let Some(slot) = slots.remove(&key) {
+                        let _ = slot.stop.send(true);
+                    }
+                }
+                Some(Control::Wake(key)) => {
+                    if let Some(slot) = slots.get(&key) {
+                        slot.now.notify_one();
+                    }
+                }
+                Some(Control::Schedule(cfg)) => {
+                    let _ = schedule_tx.send(cfg);
+                }
+                None => control_open = false,
+            },
             ev = events.recv(), if events_open => match ev {
-                Some(tenant) => match wakers.get(tenant) {
-                    Some(waker) => waker.notify_one(),
-                    None => tracing::warn!(tenant, tenants, "file event for an unknown tenant; ignored"),
+                Some(key) => match slots.get(&key) {
+                    Some(slot) => slot.events.notify_one(),
+                    None => tracing::debug!(tenant = key, "file event for a tenant not scheduled; ignored"),
                 },
                 None => {
                     tracing::debug!("file event source closed; passes go on by interval");
                     events_open = false;
                 }
             },
+            Some(done) = tasks.join_next(), if !tasks.is_empty() => {
+                if let Err(e) = done {
+                    tracing::error!(error = %e, "a tenant's scheduler task failed");
+                }
+            }
         }
     }
     tracing::info!("stopping: waiting for the passes in flight");
-    let _ = stop_tx.send(true);
+    for slot in slots.values() {
+        let _ = slot.stop.send(true);
+    }
     while let Some(done) = tasks.join_next().await {
         if let Err(e) = done {
             tracing::error!(error = %e, "a tenant's scheduler task failed");
@@ -114,17 +195,18 @@ pub async fn run<F, Fut, S>(
 
 async fn tenant_loop<F, Fut>(
     tenant: usize,
-    cfg: ScheduleConfig,
+    mut schedule: watch::Receiver<ScheduleConfig>,
     waker: Arc<Notify>,
+    now: Arc<Notify>,
     pass: Arc<F>,
     mut stop: watch::Receiver<bool>,
 ) where
     F: Fn(usize) -> Fut + Send + Sync + 'static,
     Fut: Future<Output = ()> + Send + 'static,
 {
-    let delay = cfg.event_delay();
-    let mut ticker = tokio::time::interval(cfg.interval.max(Duration::from_millis(1)));
-    ticker.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    let mut cfg = *schedule.borrow_and_update();
+    let mut delay = cfg.event_delay();
+    let mut ticker = ticker(cfg.interval, Instant::now());
     // The event-driven pass pending, when the first event of its burst came, and the last event.
     let mut deadline: Option<Instant> = None;
     let mut first_event: Option<Instant> = None;
@@ -142,6 +224,16 @@ async fn tenant_loop<F, Fut>(
         let why = tokio::select! {
             biased;
             _ = stop.changed() => break,
+            changed = schedule.changed() => {
+                if changed.is_ok() {
+                    cfg = *schedule.borrow_and_update();
+                    delay = cfg.event_delay();
+                    // The next interval pass counts from now, with the new interval.
+                    ticker = ticker_after(cfg.interval);
+                }
+                continue;
+            }
+            () = now.notified() => "requested",
             () = waker.notified() => {
                 let now = Instant::now();
                 last_event = Some(now);
@@ -172,4 +264,17 @@ async fn tenant_loop<F, Fut>(
             tracing::error!(tenant, error = %e, "a pass failed (panicked); the tenant's next pass runs as scheduled");
         }
     }
+}
+
+/// An interval ticker whose first tick is at `start` (a pass at once), skipping missed ticks.
+fn ticker(interval: Duration, start: Instant) -> tokio::time::Interval {
+    let mut t = tokio::time::interval_at(start, interval.max(Duration::from_millis(1)));
+    t.set_missed_tick_behavior(MissedTickBehavior::Skip);
+    t
+}
+
+/// An interval ticker whose first tick is one interval from now.
+fn ticker_after(interval: Duration) -> tokio::time::Interval {
+    let interval = interval.max(Duration::from_millis(1));
+    ticker(interval, Instant::now() + interval)
 }

@@ -4,6 +4,7 @@
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
+use std::sync::{Arc, Mutex};
 
 use notify::event::{AccessKind, AccessMode, ModifyKind, RenameMode};
 use notify::{Event, EventKind, RecursiveMode, Watcher};
@@ -12,70 +13,128 @@ use tokio::sync::mpsc;
 use crate::error::WatchError;
 use crate::names::has_csv_extension;
 
-/// Watches drop folders (not recursively) while alive.
+/// Watches drop folders (not recursively) while alive; folders can be added and removed.
 pub struct FolderWatcher {
-    _watcher: notify::RecommendedWatcher,
-    dirs: usize,
+    watcher: notify::RecommendedWatcher,
+    /// Which keys a folder's events go to (shared with the event handler).
+    routes: Routes,
+    /// The folder each key watches.
+    watched: HashMap<usize, PathBuf>,
 }
+
+type Routes = Arc<Mutex<HashMap<PathBuf, Vec<usize>>>>;
 
 impl std::fmt::Debug for FolderWatcher {
     fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
         f.debug_struct("FolderWatcher")
-            .field("dirs", &self.dirs)
+            .field("dirs", &self.watched.len())
             .finish_non_exhaustive()
     }
 }
 
 impl FolderWatcher {
-    /// Starts watching `drop_dirs`; the receiver yields the index (in `drop_dirs`) of a tenant
-    /// whose folder changed, to be given to [`run`](crate::run). Dropping the watcher closes it.
-    pub fn start(
-        drop_dirs: &[PathBuf],
-    ) -> Result<(FolderWatcher, mpsc::UnboundedReceiver<usize>), WatchError> {
+    /// Starts a watcher that watches nothing yet; the receiver yields the key (see
+    /// [`watch`](Self::watch)) of a folder that changed. Dropping the watcher closes it. Fails
+    /// when the kernel refuses a new watcher ([`WatchError::Limit`] when its limit on watcher
+    /// instances is reached).
+    pub fn new() -> Result<(FolderWatcher, mpsc::UnboundedReceiver<usize>), WatchError> {
         let (tx, rx) = mpsc::unbounded_channel();
-        let mut by_dir: HashMap<PathBuf, Vec<usize>> = HashMap::new();
-        for (i, d) in drop_dirs.iter().enumerate() {
-            by_dir.entry(d.clone()).or_default().push(i);
-        }
-        let all: Vec<usize> = (0..drop_dirs.len()).collect();
+        let routes: Routes = Arc::default();
+        let handler_routes = Arc::clone(&routes);
         let handler = move |res: notify::Result<Event>| match res {
             Ok(event) => {
+                let routes = handler_routes.lock().unwrap_or_else(|e| e.into_inner());
                 if event.need_rescan() {
-                    all.iter().for_each(|&i| {
-                        let _ = tx.send(i);
-                    });
+                    for &key in routes.values().flatten() {
+                        let _ = tx.send(key);
+                    }
                     return;
                 }
                 for path in relevant_paths(&event) {
-                    if let Some(tenants) = path.parent().and_then(|p| by_dir.get(p)) {
-                        for &i in tenants {
-                            let _ = tx.send(i);
+                    if let Some(keys) = path.parent().and_then(|p| routes.get(p)) {
+                        for &key in keys {
+                            let _ = tx.send(key);
                         }
                     }
                 }
             }
             Err(e) => tracing::warn!(error = %e, "file watcher error"),
         };
-        let mut watcher =
-            notify::recommended_watcher(handler).map_err(|source| WatchError::Watch {
-                path: PathBuf::new(),
-                source,
-            })?;
-        for d in drop_dirs {
-            watcher
-                .watch(d, RecursiveMode::NonRecursive)
-                .map_err(|source| WatchError::Watch {
-                    path: d.clone(),
-                    source,
-                })?;
-        }
+        let watcher =
+            notify::recommended_watcher(handler).map_err(|source| WatchError::from_notify(PathBuf::new(), source))?;
         Ok((
             FolderWatcher {
-                _watcher: watcher,
-                dirs: drop_dirs.len(),
+                watcher,
+                routes,
+                watched: HashMap::new(),
             },
             rx,
         ))
+    }
+
+    /// Starts watching `drop_dirs`, keyed by their index; fails at the first folder that cannot
+    /// be watched.
+    pub fn start(
+        drop_dirs: &[PathBuf],
+    ) -> Result<(FolderWatcher, mpsc::UnboundedReceiver<usize>), WatchError> {
+        let (mut watcher, rx) = FolderWatcher::new()?;
+        for (i, d) in drop_dirs.iter().enumerate() {
+            watcher.watch(i, d)?;
+        }
+        Ok((watcher, rx))
+    }
+
+    /// Sends `key` on the receiver whenever `dir` sees a change that may make a file ready. A key
+    /// watches one folder: watching another replaces it. [`WatchError::Limit`] when the kernel's
+    /// limit on watches is reached: the folder is then not watched.
+    pub fn watch(&mut self, key: usize, dir: &Path) -> Result<(), WatchError> {
+        if self.watched.get(&key).is_some_and(|d| d == dir) {
+            return Ok(());
+        }
+        self.unwatch(key);
+        let already = self.lock_routes().contains_key(dir);
+        if !already {
+            self.watcher
+                .watch(dir, RecursiveMode::NonRecursive)
+                .map_err(|source| WatchError::from_notify(dir.to_owned(), source))?;
+        }
+        self.lock_routes().entry(dir.to_owned()).or_default().push(key);
+        self.watched.insert(key, dir.to_owned());
+        Ok(())
+    }
+
+    /// Stops sending `key`; the folder is unwatched when no other key watches it.
+    pub fn unwatch(&mut self, key: usize) {
+        let Some(dir) = self.watched.remove(&key) else {
+            return;
+        };
+        let last = {
+            let mut routes = self.lock_routes();
+            let keys = routes.entry(dir.clone()).or_default();
+            keys.retain(|&k| k != key);
+            let last = keys.is_empty();
+            if last {
+                routes.remove(&dir);
+            }
+            last
+        };
+        if last {
+            let _ = self.watcher.unwatch(&dir);
+        }
+    }
+
+    /// How many keys are watched.
+    pub fn len(&self) -> usize {
+        self.watched.len()
+    }
+
+    /// Whether no key is watched.
+    pub fn is_empty(&self) -> bool {
+        self.watched.is_empty()
+    }
+
+    fn lock_routes(&self) -> std::sync::MutexGuard<'_, HashMap<PathBuf, Vec<usize>>> {
+        self.routes.lock().unwrap_or_else(|e| e.into_inner())
     }
 }
 
