@@ -589,13 +589,30 @@ impl Lab {
 
     /// Starts the importer with `args` in the background.
     pub fn spawn(&self, args: &[&str]) -> Running {
+        self.spawn_command(self.command(args))
+    }
+
+    /// Starts the importer with `args` under `wrapper` (a program and its arguments, such as
+    /// `unshare …`), which must end by running the program it is given.
+    pub fn spawn_wrapped(&self, wrapper: &[&str], args: &[&str]) -> Running {
+        let (program, rest) = wrapper.split_first().expect("a wrapper program");
+        let mut cmd = Command::new(program);
+        cmd.args(rest)
+            .arg(importer_binary())
+            .args(args)
+            .env("NO_COLOR", "1")
+            .env_remove("OPSCOM_LOG")
+            .stdin(Stdio::null());
+        self.spawn_command(cmd)
+    }
+
+    fn spawn_command(&self, mut command: Command) -> Running {
         let n = self.runs.fetch_add(1, Ordering::SeqCst);
         let logs = self.root.path().join("logs");
         fs::create_dir_all(&logs).expect("create the lab's log folder");
         let stdout = logs.join(format!("run-{n}.out"));
         let stderr = logs.join(format!("run-{n}.err"));
-        let child = self
-            .command(args)
+        let child = command
             .stdout(fs::File::create(&stdout).expect("create a stdout log"))
             .stderr(fs::File::create(&stderr).expect("create a stderr log"))
             .spawn()

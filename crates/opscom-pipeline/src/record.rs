@@ -181,7 +181,11 @@ mod tests {
     fn a_line_torn_by_a_crash_does_not_swallow_the_next_record() {
         let dir = tempfile::tempdir().unwrap();
         let records = Records::new(dir.path());
-        std::fs::write(records.path(), br#"{"at":"2026-11-27T10:00:00Z","tenant":"ac"#).unwrap();
+        std::fs::write(
+            records.path(),
+            br#"{"at":"2026-11-27T10:00:00Z","tenant":"ac"#,
+        )
+        .unwrap();
         records.append(&record("c2")).unwrap();
         assert_eq!(records.read_all().unwrap(), [record("c2")]);
         let text = std::fs::read_to_string(records.path()).unwrap();
@@ -219,7 +223,10 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let records = Records::new(dir.path());
         records.append(&record("c1")).unwrap();
-        let mode = std::fs::metadata(records.path()).unwrap().permissions().mode();
+        let mode = std::fs::metadata(records.path())
+            .unwrap()
+            .permissions()
+            .mode();
         assert_eq!(mode & 0o007, 0, "{mode:o}");
     }
 }

@@ -566,7 +566,7 @@ impl Running {
                     self.limit_reported = true;
                     warn!(
                         error = %e,
-                        "the kernel's limit on file watches is reached: the remaining drop folders are scanned every interval instead"
+                        "no file events for the remaining drop folders: they are scanned every interval instead"
                     );
                 }
                 false
@@ -657,4 +657,3 @@ fn build_mailer(mail: &MailSettings) -> Result<Arc<dyn Mailer>, Vec<Problem>> {
         },
     }
 }
-

@@ -129,7 +129,10 @@ where
     /// The fault that pauses this tenant (an unusable folder, `.bak` not a folder…), if its
     /// last pass found one.
     pub fn paused(&self) -> Option<String> {
-        self.paused.lock().unwrap_or_else(|e| e.into_inner()).clone()
+        self.paused
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .clone()
     }
 
     /// One pass: returns what it did. Never panics on a hostile folder or a bad file. A fault
@@ -485,4 +488,41 @@ pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
         .recursive(true)
         .mode(0o700)
         .create(dir)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_folder_is_listed_again_only_when_someone_else_changed_it() {
+        let root = tempfile::tempdir().unwrap();
+        let (drop, work) = (root.path().join("drop"), root.path().join("work"));
+        std::fs::create_dir(&drop).unwrap();
+        create_private_dir(&work).unwrap();
+        for name in ["a.csv", "b.csv"] {
+            std::fs::write(drop.join(name), b"unique_id\n1\n").unwrap();
+        }
+        let folder = DropFolder::open(&drop, &work).unwrap();
+        let later = SystemTime::now() + Duration::from_secs(3600);
+
+        let mut listing = Listing::default();
+        assert!(listing.stale(&folder), "no listing yet in this pass");
+        listing.refill(&folder, folder.scan(later, Duration::ZERO).unwrap().ready);
+        assert_eq!(listing.ready.len(), 2);
+        assert!(!listing.stale(&folder));
+
+        let first = listing.ready.pop_front().unwrap();
+        folder.claim(&first).unwrap().expect("claimed");
+        listing.mark(&folder);
+        assert!(
+            !listing.stale(&folder),
+            "our own claim does not call for a new listing"
+        );
+
+        // The kernel stamps a folder's changes with a coarse clock (a few ms).
+        std::thread::sleep(Duration::from_millis(50));
+        std::fs::write(drop.join("c.csv"), b"unique_id\n2\n").unwrap();
+        assert!(listing.stale(&folder), "an upload does");
+    }
 }

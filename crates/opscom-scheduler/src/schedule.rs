@@ -84,9 +84,6 @@ pub enum Control {
     Add(usize),
     /// Stop scheduling this tenant key once its pass in hand (if any) has ended.
     Remove(usize),
-    /// Wake this tenant key for a pass now (no settle delay): a pass that should follow another
-    /// (a lock found held by another process, a file still settling) without waiting an interval.
-    Wake(usize),
     /// New interval and settle time for every tenant, from their next wait on.
     Schedule(ScheduleConfig),
 }
@@ -94,7 +91,6 @@ pub enum Control {
 /// One tenant's scheduling task, as [`run_dynamic`] holds it.
 struct Slot {
     events: Arc<Notify>,
-    now: Arc<Notify>,
     stop: watch::Sender<bool>,
 }
 
@@ -124,14 +120,12 @@ pub async fn run_dynamic<F, Fut, S>(
         let (stop, stop_rx) = watch::channel(false);
         let slot = Slot {
             events: Arc::new(Notify::new()),
-            now: Arc::new(Notify::new()),
             stop,
         };
         tasks.spawn(tenant_loop(
             key,
             schedule_rx.clone(),
             Arc::clone(&slot.events),
-            Arc::clone(&slot.now),
             Arc::clone(&pass),
             stop_rx,
         ));
@@ -153,11 +147,6 @@ pub async fn run_dynamic<F, Fut, S>(
                 Some(Control::Remove(key)) => {
                     if let Some(slot) = slots.remove(&key) {
                         let _ = slot.stop.send(true);
-                    }
-                }
-                Some(Control::Wake(key)) => {
-                    if let Some(slot) = slots.get(&key) {
-                        slot.now.notify_one();
                     }
                 }
                 Some(Control::Schedule(cfg)) => {
@@ -197,7 +186,6 @@ async fn tenant_loop<F, Fut>(
     tenant: usize,
     mut schedule: watch::Receiver<ScheduleConfig>,
     waker: Arc<Notify>,
-    now: Arc<Notify>,
     pass: Arc<F>,
     mut stop: watch::Receiver<bool>,
 ) where
@@ -233,7 +221,6 @@ async fn tenant_loop<F, Fut>(
                 }
                 continue;
             }
-            () = now.notified() => "requested",
             () = waker.notified() => {
                 let now = Instant::now();
                 last_event = Some(now);

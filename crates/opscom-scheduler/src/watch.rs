@@ -60,8 +60,8 @@ impl FolderWatcher {
             }
             Err(e) => tracing::warn!(error = %e, "file watcher error"),
         };
-        let watcher =
-            notify::recommended_watcher(handler).map_err(|source| WatchError::from_notify(PathBuf::new(), source))?;
+        let watcher = notify::recommended_watcher(handler)
+            .map_err(|source| WatchError::from_notify(PathBuf::new(), source))?;
         Ok((
             FolderWatcher {
                 watcher,
@@ -98,7 +98,10 @@ impl FolderWatcher {
                 .watch(dir, RecursiveMode::NonRecursive)
                 .map_err(|source| WatchError::from_notify(dir.to_owned(), source))?;
         }
-        self.lock_routes().entry(dir.to_owned()).or_default().push(key);
+        self.lock_routes()
+            .entry(dir.to_owned())
+            .or_default()
+            .push(key);
         self.watched.insert(key, dir.to_owned());
         Ok(())
     }

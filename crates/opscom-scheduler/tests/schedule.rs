@@ -4,7 +4,7 @@
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-use opscom_scheduler::{EVENT_MARGIN, FolderWatcher, ScheduleConfig, run};
+use opscom_scheduler::{Control, EVENT_MARGIN, FolderWatcher, ScheduleConfig, run, run_dynamic};
 use tokio::sync::{mpsc, oneshot};
 use tokio::time::Instant;
 
@@ -273,4 +273,78 @@ async fn the_notify_watcher_reports_a_finished_upload() {
             }
         }
     }
+}
+
+/// Starts `run_dynamic` over `initial` keys with passes of zero length; returns the control
+/// sender with the harness.
+fn start_dynamic(
+    initial: Vec<usize>,
+    cfg: ScheduleConfig,
+) -> (Harness, mpsc::UnboundedSender<Control>) {
+    let t0 = Instant::now();
+    let log: Log = Arc::default();
+    let (events, rx) = mpsc::unbounded_channel();
+    let (control, control_rx) = mpsc::unbounded_channel();
+    let (stop, stopped) = oneshot::channel::<()>();
+    let pass_log = Arc::clone(&log);
+    let pass = move |tenant: usize| {
+        let log = Arc::clone(&pass_log);
+        async move {
+            let start = ms(t0);
+            log.lock().expect("log").push((tenant, start, start));
+        }
+    };
+    let done = tokio::spawn(run_dynamic(initial, cfg, rx, control_rx, pass, async {
+        let _ = stopped.await;
+    }));
+    (
+        Harness {
+            log,
+            events,
+            stop,
+            done,
+            t0,
+        },
+        control,
+    )
+}
+
+#[tokio::test(start_paused = true)]
+async fn tenants_added_and_removed_while_running_start_and_stop_their_passes() {
+    let (h, control) = start_dynamic(vec![0, 1], cfg(60, 5));
+    h.at(10_000).await;
+    control.send(Control::Add(7)).expect("add");
+    control.send(Control::Remove(1)).expect("remove");
+    h.at(20_000).await;
+    h.events
+        .send(1)
+        .expect("an event for a removed tenant is ignored");
+    h.events.send(7).expect("an event for an added tenant");
+    h.at(125_000).await;
+    let log = h.stop().await;
+    assert_eq!(starts(&log, 0), [0, 60_000, 120_000]);
+    assert_eq!(starts(&log, 1), [0], "no pass after its removal");
+    assert_eq!(
+        starts(&log, 7),
+        [10_000, 20_000 + 5_000 + M, 70_000],
+        "a pass when added, on its events, and every interval from then on"
+    );
+}
+
+#[tokio::test(start_paused = true)]
+async fn a_new_schedule_applies_from_the_next_wait() {
+    let (h, control) = start_dynamic(vec![0], cfg(60, 5));
+    h.at(30_000).await;
+    control
+        .send(Control::Schedule(cfg(20, 1)))
+        .expect("schedule");
+    h.at(56_000).await;
+    h.events.send(0).expect("event");
+    h.at(80_000).await;
+    let log = h.stop().await;
+    assert_eq!(
+        starts(&log, 0),
+        [0, 50_000, 56_000 + 1_000 + M, 70_000],
+        "the new interval counts from the change; events wait the new settle"
+    );
 }

@@ -8,4 +8,5 @@
 mod cli;
 mod concurrency;
 mod faults;
+mod instances;
 mod lifecycle;
