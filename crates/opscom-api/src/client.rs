@@ -25,12 +25,12 @@ use crate::model::{PushOutcome, TransientCause, UnreachableError, UserRecord};
 
 /// One HTTP connection pool and one TLS configuration, shared by any number of tenants' clients.
 ///
-/// Building it loads the system's root certificates and sets up rustls once; cloning it is a
-/// reference count. Give the same transport to every [`HttpPushClient::with_transport`]: the
+/// Building it sets up rustls and its certificate verifier (`rustls-platform-verifier`: the
+/// system's root certificates) once; cloning it is a reference count. Give the same transport to every [`HttpPushClient::with_transport`]: the
 /// tenants then share the certificate store and the open connections to the API's host (with
 /// HTTP/2, their requests are multiplexed on the same connections).
 ///
-/// Common to all its clients: rustls with the system's roots, no redirects (a redirect would
+/// Common to all its clients: rustls with the platform verifier, no redirects (a redirect would
 /// resend the token in the body elsewhere: a 3xx is an answer), `Accept: application/json`,
 /// `Cache-Control: no-cache`, the `opscom-import/<version>` user agent, `TCP_NODELAY`, TCP
 /// keep-alive and the connect timeout of its [`TransportConfig`].
