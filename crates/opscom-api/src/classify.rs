@@ -12,6 +12,12 @@
 //! | 2xx not JSON | transient |
 //! | 400 / 409 / 413 / 422 without `ErrorCode` | row rejected (code `None`) |
 //! | any other status without `ErrorCode` (500, 404, 3xx, …) | transient |
+//! | a body over [`MAX_ANSWER_BYTES`], with 408, 429, 502, 503, 504 | transient (honour `Retry-After`) |
+//! | a body over [`MAX_ANSWER_BYTES`], any other status | transient ([`TransientCause::AnswerTooLarge`]) |
+//!
+//! A message taken from the API's answer (`ErrorMessage`, or `message`/`error` without a code)
+//! goes into the failure report: it is [bounded](bound_message) to [`MAX_MESSAGE_CHARS`]
+//! characters on one line.
 
 use std::time::Duration;
 
@@ -25,6 +31,12 @@ pub const TOKEN_ERROR_CODES: [i64; 2] = [9001, 9002];
 pub const PARSE_ERROR_CODE: i64 = 9003;
 /// The longest `Retry-After` honoured; longer values are cut to this.
 pub const RETRY_AFTER_CAP: Duration = Duration::from_secs(60);
+
+/// The longest answer body read from the API (64 KiB). A larger answer is not read further:
+/// it is a broken answer, classified by [`classify_oversized`].
+pub const MAX_ANSWER_BYTES: usize = 64 * 1024;
+/// The longest message from the API kept in an [`ApiError`], in characters ("…" included).
+pub const MAX_MESSAGE_CHARS: usize = 300;
 
 /// The class of one answer (before retries are considered).
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -57,6 +69,24 @@ pub fn classify(status: u16, retry_after: Option<Duration>, body: &[u8]) -> Answ
         };
     }
     classify_parsed(status, retry_after, body)
+}
+
+/// Classifies an answer whose body was over [`MAX_ANSWER_BYTES`] (by `Content-Length`, or as
+/// read), without its body: a status that is transient whatever the body keeps its class and its
+/// `Retry-After`; any other answer is broken ([`TransientCause::AnswerTooLarge`]), as its
+/// `ErrorCode` cannot be known.
+pub fn classify_oversized(
+    status: u16,
+    retry_after: Option<Duration>,
+    content_length: Option<u64>,
+) -> Answer {
+    if matches!(status, 408 | 429 | 502 | 503 | 504) {
+        return classify(status, retry_after, b"");
+    }
+    Answer::Transient(TransientCause::AnswerTooLarge {
+        status,
+        content_length,
+    })
 }
 
 /// The bodies of a plain success, as the API and the sandbox send them.
@@ -114,7 +144,7 @@ fn error_code(value: &Value) -> Option<(i64, Option<String>)> {
         _ => return None,
     };
     let message = match field("ErrorMessage") {
-        Some(Value::String(s)) if !s.trim().is_empty() => Some(s.trim().to_owned()),
+        Some(Value::String(s)) => Some(bound_message(s)).filter(|m| !m.is_empty()),
         _ => None,
     };
     Some((code, message))
@@ -134,7 +164,8 @@ fn status_message(status: u16, json: Option<&Value>) -> String {
         ["message", "error", "ErrorMessage"]
             .iter()
             .find_map(|k| v.get(*k).and_then(Value::as_str))
-            .map(str::to_owned)
+            .map(bound_message)
+            .filter(|m| !m.is_empty())
     });
     from_body.unwrap_or_else(|| {
         let reason = reqwest::StatusCode::from_u16(status)
@@ -143,6 +174,48 @@ fn status_message(status: u16, json: Option<&Value>) -> String {
             .unwrap_or("unexpected status");
         format!("HTTP {status} {reason}")
     })
+}
+
+/// A message from the API made fit for a report line: runs of control characters (newlines
+/// included), white space and bidirectional-text controls become one space, the ends are
+/// trimmed, and text past [`MAX_MESSAGE_CHARS`] characters is cut (on a character boundary)
+/// and ends with "…". Reads no further than the cut, however long `text` is.
+pub fn bound_message(text: &str) -> String {
+    let mut out = String::with_capacity(text.len().min(MAX_MESSAGE_CHARS + 8));
+    let mut count = 0;
+    let mut space = false;
+    for c in text.chars() {
+        if is_separator(c) {
+            space = count > 0;
+            continue;
+        }
+        let adding = usize::from(space) + 1;
+        if count + adding > MAX_MESSAGE_CHARS {
+            // Room for the "…": drop characters (and a space they leave at the end).
+            while count > MAX_MESSAGE_CHARS - 1 {
+                out.pop();
+                count -= 1;
+            }
+            let kept = out.trim_end().len();
+            out.truncate(kept);
+            out.push('…');
+            return out;
+        }
+        if space {
+            out.push(' ');
+            space = false;
+        }
+        out.push(c);
+        count += adding;
+    }
+    out
+}
+
+/// Characters that must not reach a report line as they are.
+fn is_separator(c: char) -> bool {
+    c.is_control()
+        || c.is_whitespace()
+        || matches!(c, '\u{200B}'..='\u{200F}' | '\u{202A}'..='\u{202E}' | '\u{2066}'..='\u{2069}' | '\u{FEFF}')
 }
 
 /// Parses `Retry-After`: delay-seconds or an HTTP date (relative to `now`). Capped at
@@ -318,6 +391,92 @@ mod tests {
         assert_eq!(
             e.to_string(),
             r#"the OPSCOM API refused this user: "HTTP 401 Unauthorized" (HTTP 401)"#
+        );
+    }
+
+    #[test]
+    fn a_huge_multi_line_error_message_is_cut_to_one_bounded_line() {
+        let message = format!("Line one\r\n\tline\u{202E}two {}", "é".repeat(1 << 20));
+        let body = serde_json::json!({"ErrorCode": 9033, "ErrorMessage": message}).to_string();
+        assert!(body.len() > 1 << 20);
+        let Answer::RowRejected(error) = classify(200, None, body.as_bytes()) else {
+            panic!("expected a row rejection");
+        };
+        assert_eq!(error.code, Some(9033));
+        assert_eq!(error.message.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(
+            error.message.starts_with("Line one line two éé"),
+            "{}",
+            error.message
+        );
+        assert!(error.message.ends_with("é…"), "{}", error.message);
+        assert!(!error.message.chars().any(char::is_control));
+    }
+
+    #[test]
+    fn a_message_without_code_is_bounded_too() {
+        let body = serde_json::json!({"message": "x".repeat(10_000)}).to_string();
+        let Answer::RowRejected(error) = classify(400, None, body.as_bytes()) else {
+            panic!("expected a row rejection");
+        };
+        assert_eq!(error.code, None);
+        assert_eq!(error.message.chars().count(), MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn bound_message_keeps_short_text_and_cuts_at_the_limit() {
+        assert_eq!(
+            bound_message("  E-mail must be unique \n"),
+            "E-mail must be unique"
+        );
+        assert_eq!(bound_message("a\n\n\u{0}b\u{7f}\u{85}c"), "a b c");
+        assert_eq!(bound_message("\n\t "), "");
+        let exact = "x".repeat(MAX_MESSAGE_CHARS);
+        assert_eq!(bound_message(&exact), exact);
+        let over = format!("{exact}y");
+        let cut = bound_message(&over);
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS);
+        assert!(cut.ends_with("x…"));
+        // Trailing white space past the limit is not "more text".
+        assert_eq!(bound_message(&format!("{exact}  \n")), exact);
+        // A space just before the cut does not end the message before the "…".
+        let spaced = format!("{} {}", "x".repeat(MAX_MESSAGE_CHARS - 2), "y".repeat(5));
+        let cut = bound_message(&spaced);
+        assert!(cut.ends_with("x…"), "{cut}");
+        assert!(cut.chars().count() <= MAX_MESSAGE_CHARS);
+        // Multi-byte characters are cut on a boundary.
+        let emoji = "🦀".repeat(MAX_MESSAGE_CHARS * 2);
+        let cut = bound_message(&emoji);
+        assert_eq!(cut.chars().count(), MAX_MESSAGE_CHARS);
+    }
+
+    #[test]
+    fn an_oversized_answer_is_transient_and_keeps_a_throttling_status() {
+        assert_eq!(
+            classify_oversized(200, None, Some(209_715_200)),
+            Answer::Transient(TransientCause::AnswerTooLarge {
+                status: 200,
+                content_length: Some(209_715_200)
+            })
+        );
+        assert!(matches!(
+            classify_oversized(401, None, None),
+            Answer::Transient(TransientCause::AnswerTooLarge { status: 401, .. })
+        ));
+        assert_eq!(
+            classify_oversized(503, Some(Duration::from_secs(2)), None),
+            Answer::Transient(TransientCause::Status {
+                status: 503,
+                retry_after: Some(Duration::from_secs(2))
+            })
+        );
+        assert_eq!(
+            TransientCause::AnswerTooLarge {
+                status: 200,
+                content_length: Some(9)
+            }
+            .to_string(),
+            "HTTP 200 with an answer over 65536 bytes (Content-Length 9)"
         );
     }
 }

@@ -1,4 +1,5 @@
-//! The reqwest implementation of [`PushApi`]: one pool, bounded concurrency, retries in a budget.
+//! The reqwest implementation of [`PushApi`]: one shared pool, bounded concurrency and answers,
+//! retries in a budget.
 
 use std::fmt;
 use std::sync::Arc;
@@ -10,31 +11,88 @@ use bytes::Bytes;
 use governor::{DefaultDirectRateLimiter, Quota, RateLimiter};
 use reqwest::header::{ACCEPT, CACHE_CONTROL, CONTENT_TYPE, HeaderMap, HeaderValue, RETRY_AFTER};
 use reqwest::{Client, Url};
-use secrecy::{ExposeSecret, SecretString};
+use secrecy::ExposeSecret;
 use serde::ser::{Serialize, SerializeMap, Serializer};
 use tokio::sync::Semaphore;
 use tokio::time::Instant;
 
 use crate::PushApi;
-use crate::classify::{Answer, PARSE_ERROR_CODE, classify, parse_retry_after};
-use crate::config::{BuildError, ClientConfig, PUSH_PATH};
+use crate::classify::{
+    Answer, MAX_ANSWER_BYTES, PARSE_ERROR_CODE, classify, classify_oversized, parse_retry_after,
+};
+use crate::config::{BuildError, ClientConfig, PUSH_PATH, TransportConfig};
 use crate::model::{PushOutcome, TransientCause, UnreachableError, UserRecord};
 
-/// The OPSCOM Push API over HTTPS. Cheap to clone (clones share the pool and the limits).
+/// One HTTP connection pool and one TLS configuration, shared by any number of tenants' clients.
+///
+/// Building it sets up rustls and its certificate verifier (`rustls-platform-verifier`: the
+/// system's root certificates) once; cloning it is a reference count. Give the same transport to every [`HttpPushClient::with_transport`]: the
+/// tenants then share the certificate store and the open connections to the API's host (with
+/// HTTP/2, their requests are multiplexed on the same connections).
+///
+/// Common to all its clients: rustls with the platform verifier, no redirects (a redirect would
+/// resend the token in the body elsewhere: a 3xx is an answer), `Accept: application/json`,
+/// `Cache-Control: no-cache`, the `opscom-import/<version>` user agent, `TCP_NODELAY`, TCP
+/// keep-alive and the connect timeout of its [`TransportConfig`].
+#[derive(Clone)]
+pub struct HttpTransport {
+    http: Client,
+    config: TransportConfig,
+}
+
+impl fmt::Debug for HttpTransport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("HttpTransport")
+            .field("config", &self.config)
+            .finish_non_exhaustive()
+    }
+}
+
+impl HttpTransport {
+    /// Builds the shared client: TLS roots, pool, default headers.
+    pub fn new(config: TransportConfig) -> Result<Self, BuildError> {
+        let mut headers = HeaderMap::new();
+        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
+        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
+        let http = Client::builder()
+            .default_headers(headers)
+            .user_agent(concat!("opscom-import/", env!("CARGO_PKG_VERSION")))
+            .connect_timeout(config.connect_timeout)
+            .pool_max_idle_per_host(config.pool_max_idle_per_host)
+            .pool_idle_timeout(config.pool_idle_timeout)
+            .tcp_keepalive(config.tcp_keepalive)
+            .tcp_nodelay(true)
+            .redirect(reqwest::redirect::Policy::none())
+            .build()
+            .map_err(BuildError::Http)?;
+        Ok(Self { http, config })
+    }
+
+    /// The settings it was built with.
+    pub fn config(&self) -> &TransportConfig {
+        &self.config
+    }
+}
+
+/// The OPSCOM Push API over HTTPS, for one tenant. Cheap to clone (clones share the limits).
 ///
 /// The concurrency bound is inside: callers may drive any number of `push_user` futures at
 /// once; at most `concurrency` users are in flight, the rest wait for a slot.
+///
+/// Built with [`HttpPushClient::with_transport`], it costs a few hundred bytes (URL, token,
+/// semaphore, rate limiter) on top of a shared [`HttpTransport`]; [`HttpPushClient::new`] builds
+/// a private transport (its own TLS roots and pool), which suits one tenant, not thousands.
 #[derive(Clone)]
 pub struct HttpPushClient {
     inner: Arc<Inner>,
 }
 
 struct Inner {
-    http: Client,
+    transport: HttpTransport,
     push_url: Url,
-    token: SecretString,
     slots: Semaphore,
     limiter: Option<DefaultDirectRateLimiter>,
+    /// Holds the token (redacted in `Debug`).
     config: ClientConfig,
 }
 
@@ -48,41 +106,45 @@ impl fmt::Debug for HttpPushClient {
 }
 
 impl HttpPushClient {
-    /// Builds the client (and its connection pool) from its configuration.
+    /// Builds the client with a private [`HttpTransport`] (its own TLS roots and connection
+    /// pool, sized to `concurrency`, with `config.connect_timeout`).
+    ///
+    /// For many tenants, build one [`HttpTransport`] and use [`HttpPushClient::with_transport`].
     pub fn new(config: ClientConfig) -> Result<Self, BuildError> {
-        if config.concurrency == 0 {
-            return Err(BuildError::ZeroConcurrency);
-        }
-        let push_url = push_url(&config.base_url)?;
-        let mut headers = HeaderMap::new();
-        headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
-        headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
-        let http = Client::builder()
-            .default_headers(headers)
-            .user_agent(concat!("opscom-import/", env!("CARGO_PKG_VERSION")))
-            .connect_timeout(config.connect_timeout)
-            .timeout(config.request_timeout)
-            .pool_max_idle_per_host(config.concurrency)
-            .pool_idle_timeout(std::time::Duration::from_secs(90))
-            .tcp_keepalive(std::time::Duration::from_secs(60))
-            .tcp_nodelay(true)
-            // A redirect would resend the token in the body elsewhere: a 3xx is an answer.
-            .redirect(reqwest::redirect::Policy::none())
-            .build()
-            .map_err(BuildError::Http)?;
+        let push_url = checked_push_url(&config)?;
+        let transport = HttpTransport::new(TransportConfig {
+            connect_timeout: config.connect_timeout,
+            pool_max_idle_per_host: config.concurrency,
+            ..TransportConfig::default()
+        })?;
+        Ok(Self::from_parts(transport, push_url, config))
+    }
+
+    /// Builds one tenant's client on a shared transport: its own push URL, token, concurrency,
+    /// rate limit, retry budget and back-off, and request timeout (applied to each request);
+    /// the connections, TLS configuration and connect timeout are the transport's
+    /// (`config.connect_timeout` is not used).
+    pub fn with_transport(
+        transport: &HttpTransport,
+        config: ClientConfig,
+    ) -> Result<Self, BuildError> {
+        let push_url = checked_push_url(&config)?;
+        Ok(Self::from_parts(transport.clone(), push_url, config))
+    }
+
+    fn from_parts(transport: HttpTransport, push_url: Url, config: ClientConfig) -> Self {
         let limiter = config
             .requests_per_second
             .map(|rps| RateLimiter::direct(Quota::per_second(rps)));
-        Ok(Self {
+        Self {
             inner: Arc::new(Inner {
-                http,
+                transport,
                 push_url,
-                token: config.token.clone(),
                 slots: Semaphore::new(config.concurrency),
                 limiter,
                 config,
             }),
-        })
+        }
     }
 
     /// The full URL of the push endpoint.
@@ -94,9 +156,11 @@ impl HttpPushClient {
     async fn attempt(&self, body: &Bytes) -> Answer {
         let inner = &self.inner;
         let sent = inner
+            .transport
             .http
             .post(inner.push_url.clone())
             .header(CONTENT_TYPE, HeaderValue::from_static("application/json"))
+            .timeout(inner.config.request_timeout)
             .body(body.clone())
             .send()
             .await;
@@ -110,11 +174,72 @@ impl HttpPushClient {
             .get(RETRY_AFTER)
             .and_then(|v| v.to_str().ok())
             .and_then(|v| parse_retry_after(v, SystemTime::now()));
-        match response.bytes().await {
+        match read_bounded(response, MAX_ANSWER_BYTES).await {
             Ok(bytes) => classify(status, retry_after, &bytes),
-            Err(error) => Answer::Transient(transport_cause(error)),
+            Err(BodyError::TooLarge { content_length }) => {
+                classify_oversized(status, retry_after, content_length)
+            }
+            Err(BodyError::Transport(error)) => Answer::Transient(transport_cause(error)),
         }
     }
+}
+
+/// Why an answer's body was not read.
+#[derive(Debug)]
+enum BodyError {
+    /// Over the cap: announced by `Content-Length` (not read at all), or found while reading.
+    TooLarge { content_length: Option<u64> },
+    /// The connection failed or timed out while reading.
+    Transport(reqwest::Error),
+}
+
+/// Reads the body chunk by chunk, at most `cap` bytes. Refuses a `Content-Length` over the cap
+/// before reading, and stops at the first chunk past the cap; the response is then dropped,
+/// which closes its connection (it does not go back to the pool half-read).
+async fn read_bounded(mut response: reqwest::Response, cap: usize) -> Result<Bytes, BodyError> {
+    let declared = response.content_length();
+    if declared.is_some_and(|n| n > cap as u64) {
+        return Err(BodyError::TooLarge {
+            content_length: declared,
+        });
+    }
+    const TOO_LARGE: BodyError = BodyError::TooLarge {
+        content_length: None,
+    };
+    // The usual answer is one chunk: kept as is, without a copy.
+    let Some(first) = next_chunk(&mut response).await? else {
+        return Ok(Bytes::new());
+    };
+    if first.len() > cap {
+        return Err(TOO_LARGE);
+    }
+    let Some(second) = next_chunk(&mut response).await? else {
+        return Ok(first);
+    };
+    let capacity = declared.map_or(first.len() + second.len(), |n| n as usize);
+    let mut body = Vec::with_capacity(capacity.min(cap));
+    let mut chunk = Some(second);
+    body.extend_from_slice(&first);
+    while let Some(piece) = chunk {
+        if piece.len() > cap - body.len() {
+            return Err(TOO_LARGE);
+        }
+        body.extend_from_slice(&piece);
+        chunk = next_chunk(&mut response).await?;
+    }
+    Ok(Bytes::from(body))
+}
+
+async fn next_chunk(response: &mut reqwest::Response) -> Result<Option<Bytes>, BodyError> {
+    response.chunk().await.map_err(BodyError::Transport)
+}
+
+/// Validates what a client needs before anything is built: a slot, and a usable URL.
+fn checked_push_url(config: &ClientConfig) -> Result<Url, BuildError> {
+    if config.concurrency == 0 {
+        return Err(BuildError::ZeroConcurrency);
+    }
+    push_url(&config.base_url)
 }
 
 fn push_url(base_url: &str) -> Result<Url, BuildError> {
@@ -190,7 +315,7 @@ impl Serialize for PushBody<'_> {
 impl PushApi for HttpPushClient {
     async fn push_user(&self, user: &UserRecord) -> PushOutcome {
         let inner = &self.inner;
-        let token = inner.token.expose_secret();
+        let token = inner.config.token.expose_secret();
         let mut body = Vec::with_capacity(body_capacity(user, token));
         let body = match serde_json::to_writer(&mut body, &PushBody { user, token }) {
             Ok(()) => Bytes::from(body),

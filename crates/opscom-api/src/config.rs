@@ -18,7 +18,9 @@ pub struct ClientConfig {
     pub base_url: String,
     /// The API token (sent in the JSON body as `apiToken`, never logged or printed).
     pub token: SecretString,
-    /// Time allowed to open a connection.
+    /// Time allowed to open a connection. Used by [`crate::HttpPushClient::new`] only: a client
+    /// built with [`crate::HttpPushClient::with_transport`] uses its transport's
+    /// [`TransportConfig::connect_timeout`].
     pub connect_timeout: Duration,
     /// Time allowed for one request, from sending to the end of the answer.
     pub request_timeout: Duration,
@@ -66,6 +68,37 @@ impl fmt::Debug for ClientConfig {
             .field("min_backoff", &self.min_backoff)
             .field("max_backoff", &self.max_backoff)
             .finish()
+    }
+}
+
+/// Settings of the shared [`crate::HttpTransport`]: what every tenant's client has in common.
+///
+/// Build with [`TransportConfig::default`], then adjust fields. The per-tenant settings (URL,
+/// token, request timeout, limits, retry budget) stay in [`ClientConfig`].
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct TransportConfig {
+    /// Time allowed to open a connection (TCP and TLS handshake).
+    pub connect_timeout: Duration,
+    /// Idle connections kept per host, for all tenants together. Most tenants talk to the same
+    /// host, so this is the pool that they share: make it at least the number of requests
+    /// expected in flight at once across all tenants.
+    pub pool_max_idle_per_host: usize,
+    /// How long an idle connection is kept for reuse.
+    pub pool_idle_timeout: Duration,
+    /// TCP keep-alive probes on open connections.
+    pub tcp_keepalive: Duration,
+}
+
+impl Default for TransportConfig {
+    /// 10 s connect, 512 idle connections per host kept 90 s, TCP keep-alive every 60 s.
+    fn default() -> Self {
+        Self {
+            connect_timeout: Duration::from_secs(10),
+            pool_max_idle_per_host: 512,
+            pool_idle_timeout: Duration::from_secs(90),
+            tcp_keepalive: Duration::from_secs(60),
+        }
     }
 }
 

@@ -5,6 +5,43 @@
 //! unreachable. Transient failures are retried inside the client within a per-user budget;
 //! the rules that sort answers into classes are one table in [`classify`].
 //!
+//! # One transport, many tenants
+//!
+//! An [`HttpTransport`] is the expensive part: one `reqwest` client with its rustls
+//! configuration (the system's root certificates, loaded once) and its connection pool. A tenant's
+//! [`HttpPushClient`] is cheap: its push URL, token, concurrency, rate limit, retry budget and
+//! request timeout. With more than one tenant, build one transport at start-up and every
+//! tenant's client on it:
+//!
+//! ```no_run
+//! # fn tenants() -> Vec<(String, opscom_api::SecretString)> { Vec::new() }
+//! use opscom_api::{ClientConfig, HttpPushClient, HttpTransport, TransportConfig};
+//!
+//! # fn main() -> Result<(), opscom_api::BuildError> {
+//! let transport = HttpTransport::new(TransportConfig::default())?;
+//! let clients = tenants()
+//!     .into_iter()
+//!     .map(|(url, token)| {
+//!         let mut config = ClientConfig::new(url, token);
+//!         config.concurrency = 4;
+//!         HttpPushClient::with_transport(&transport, config)
+//!     })
+//!     .collect::<Result<Vec<_>, _>>()?;
+//! # drop(clients);
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! [`HttpPushClient::new`] builds a private transport per client: fine for one tenant (a tool,
+//! a test), but with thousands of tenants it loads the certificates thousands of times and keeps
+//! thousands of pools.
+//!
+//! # Bounded answers
+//!
+//! An answer is read up to [`MAX_ANSWER_BYTES`]; a larger one is a broken answer (transient,
+//! retried within the budget, then unreachable). A message the API sends back is cut to
+//! [`MAX_MESSAGE_CHARS`] characters on one line before it reaches a report.
+//!
 //! With the `mock` feature, `MockPushApi` (mockall) is available to other crates' tests.
 
 pub mod classify;
@@ -12,8 +49,9 @@ mod client;
 mod config;
 mod model;
 
-pub use client::HttpPushClient;
-pub use config::{BuildError, ClientConfig, PUSH_PATH};
+pub use classify::{MAX_ANSWER_BYTES, MAX_MESSAGE_CHARS};
+pub use client::{HttpPushClient, HttpTransport};
+pub use config::{BuildError, ClientConfig, PUSH_PATH, TransportConfig};
 pub use model::{ApiError, PushOutcome, TransientCause, UnreachableError, UserRecord};
 pub use secrecy::SecretString;
 

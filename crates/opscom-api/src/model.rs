@@ -76,6 +76,14 @@ pub enum TransientCause {
         /// The HTTP status.
         status: u16,
     },
+    /// An answer larger than [`crate::classify::MAX_ANSWER_BYTES`] (refused by its
+    /// `Content-Length`, or cut while reading): a broken answer, like a 2xx that is not JSON.
+    AnswerTooLarge {
+        /// The HTTP status.
+        status: u16,
+        /// The `Content-Length` the answer announced, when it announced one.
+        content_length: Option<u64>,
+    },
     /// No answer within the request timeout.
     Timeout,
     /// The connection could not be made (refused, DNS, TLS handshake, connect timeout).
@@ -94,6 +102,20 @@ impl fmt::Display for TransientCause {
             TransientCause::Status { status, .. } => write!(f, "HTTP {status}"),
             TransientCause::NotJson { status } => {
                 write!(f, "HTTP {status} with a body that is not JSON")
+            }
+            TransientCause::AnswerTooLarge {
+                status,
+                content_length,
+            } => {
+                write!(
+                    f,
+                    "HTTP {status} with an answer over {} bytes",
+                    crate::classify::MAX_ANSWER_BYTES
+                )?;
+                match content_length {
+                    Some(length) => write!(f, " (Content-Length {length})"),
+                    None => Ok(()),
+                }
             }
             TransientCause::Timeout => f.write_str("no answer within the request timeout"),
             TransientCause::Connect(cause) => write!(f, "cannot connect: {cause}"),

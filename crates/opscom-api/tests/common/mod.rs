@@ -2,6 +2,8 @@
 // Each test binary uses a part of them.
 #![allow(dead_code)]
 
+pub mod raw;
+
 use std::time::Duration;
 
 use opscom_api::{ClientConfig, HttpPushClient, PUSH_PATH, SecretString, UserRecord};
@@ -13,7 +15,12 @@ pub const TOKEN: &str = "tok-0123456789-abcdefghij-0123456789-abcdefghij-xy";
 
 /// Short timeouts, budget and back-off, so that failure paths end quickly.
 pub fn config(base: &str) -> ClientConfig {
-    let mut config = ClientConfig::new(base, SecretString::from(TOKEN));
+    config_with_token(base, TOKEN)
+}
+
+/// [`config`] with another token (another tenant).
+pub fn config_with_token(base: &str, token: &str) -> ClientConfig {
+    let mut config = ClientConfig::new(base, SecretString::from(token));
     config.connect_timeout = Duration::from_millis(500);
     config.request_timeout = Duration::from_millis(500);
     config.retry_budget = Duration::from_millis(400);
