@@ -13,7 +13,7 @@ use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
 use futures_util::future::join_all;
-use opscom_api::{ClientConfig, HttpPushClient, PushApi};
+use opscom_api::{ClientConfig, HttpPushClient, HttpTransport, PushApi, TransportConfig};
 use opscom_mail::{Mailer, OutboxMailer, SmtpMailer};
 use opscom_scheduler::{
     Clock, Control, FolderWatcher, ScheduleConfig, SystemClock, WatchError, run_dynamic,
@@ -115,13 +115,20 @@ impl Service {
     /// the mailer refuses, an unusable state folder) is a configuration problem; a tenant whose
     /// folders cannot be used is paused when its pass finds it, and the others go on.
     pub fn from_config(config: Config) -> Result<Service, Vec<Problem>> {
-        // TRANSPORT-SWAP
+        // One connection pool and TLS configuration (root certificates loaded once) for every
+        // tenant; each tenant's client adds only its URL, token and limits.
+        let transport = HttpTransport::new(TransportConfig::default()).map_err(|e| {
+            vec![Problem {
+                key: "tenant".into(),
+                reason: format!("cannot set up the HTTPS client: {e}"),
+            }]
+        })?;
         let apis = move |t: &Tenant| {
             let mut c = ClientConfig::new(t.api_url.clone(), t.api_token.clone());
             c.concurrency = t.concurrency;
             c.requests_per_second = t.requests_per_second;
             c.retry_budget = t.api_retry_budget;
-            HttpPushClient::new(c)
+            HttpPushClient::with_transport(&transport, c)
                 .map(|c| Arc::new(c) as Arc<dyn PushApi>)
                 .map_err(|e| e.to_string())
         };
