@@ -1,18 +1,28 @@
 //! The importer's TOML configuration: parsed strictly, checked whole, secrets resolved.
 //!
-//! [`Config::load`] reports every problem at once, each with its key and the reason, so an
-//! operator fixes a file in one go. Unknown keys are refused. Secrets (API tokens, the SMTP
-//! password) are read from the environment or a file and kept in [`SecretString`]s, which print as
-//! `[REDACTED]`.
+//! [`Config::load`] reports every problem at once, in file order, each with its key, the reason
+//! and its line, so an operator fixes a file in one go. The file is read table by table and key by
+//! key: an unknown key (reported with a "did you mean" hint when a known key is close), a value of
+//! the wrong type or a missing key is a problem for that key alone, and every other key of every
+//! table is still checked. Only a file that is not TOML at all is reported alone.
+//!
+//! Secrets (API tokens, the SMTP password) are read from the environment or a file and kept in
+//! [`SecretString`]s, which print as `[REDACTED]`.
 
-use std::collections::BTreeSet;
+mod overlap;
+mod table;
+
+use std::collections::HashSet;
 use std::fmt;
 use std::num::NonZeroU32;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use secrecy::SecretString;
-use serde::Deserialize;
+use toml::de::DeTable;
+
+use overlap::{Folders, check_overlaps};
+use table::{Place, Problems, Table};
 
 /// A checked configuration, ready to build the service from.
 #[derive(Debug, Clone)]
@@ -103,9 +113,13 @@ pub struct ConfigError {
 /// One problem: the key (`tenant[acme].api_token_env`) and what is wrong with it.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Problem {
-    /// Dotted key, tenants named by their `name` where they have one.
+    /// Dotted key: `state_dir`, `schedule.interval`, `mail.smtp_url`, `tenant[NAME].KEY`. A
+    /// tenant whose `name` is missing, not a string, or unfit to show (empty, over 64 characters,
+    /// control characters or brackets) is `tenant[INDEX]`, counting from 0 in file order. A file
+    /// that is not TOML has the single key `line N`.
     pub key: String,
-    /// What is wrong and how to fix it.
+    /// What is wrong and how to fix it, ending in `(line N)` when the problem has a place in the
+    /// file.
     pub reason: String,
 }
 
@@ -123,50 +137,6 @@ impl fmt::Display for ConfigError {
         }
         Ok(())
     }
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawConfig {
-    state_dir: PathBuf,
-    #[serde(default)]
-    schedule: RawSchedule,
-    mail: RawMail,
-    #[serde(default, rename = "tenant")]
-    tenants: Vec<RawTenant>,
-}
-
-#[derive(Deserialize, Default)]
-#[serde(deny_unknown_fields)]
-struct RawSchedule {
-    interval: Option<String>,
-    settle: Option<String>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawMail {
-    smtp_url: Option<String>,
-    smtp_password_env: Option<String>,
-    outbox_dir: Option<PathBuf>,
-}
-
-#[derive(Deserialize)]
-#[serde(deny_unknown_fields)]
-struct RawTenant {
-    name: String,
-    drop_dir: PathBuf,
-    work_dir: Option<PathBuf>,
-    api_url: String,
-    api_token_env: Option<String>,
-    api_token_file: Option<PathBuf>,
-    api_token: Option<String>,
-    reply_to_admin_email: String,
-    failed_import_email: String,
-    concurrency: Option<usize>,
-    max_file_size: Option<String>,
-    requests_per_second: Option<u32>,
-    api_retry_budget: Option<String>,
 }
 
 /// Where a configuration gets what lies outside the file: environment variables.
@@ -199,12 +169,15 @@ impl Config {
     }
 
     /// Parses and checks `text` (the contents of `path`), taking variables from `env`.
+    ///
+    /// Every problem of every table is reported, in file order; only a TOML syntax error is
+    /// reported alone, keyed by its line.
     pub fn parse(text: &str, path: &Path, env: &dyn Environment) -> Result<Config, ConfigError> {
         let fail = |problems| ConfigError {
             path: path.to_owned(),
             problems,
         };
-        let raw: RawConfig = toml::from_str(text).map_err(|e| {
+        let document = DeTable::parse(text).map_err(|e| {
             fail(vec![Problem {
                 key: e
                     .span()
@@ -214,8 +187,9 @@ impl Config {
             }])
         })?;
         let base = path.parent().unwrap_or(Path::new("."));
-        let mut problems = Vec::new();
-        let config = check(raw, base, env, &mut problems);
+        let mut problems = Problems::new(text);
+        let config = check(document.get_ref(), base, env, &mut problems);
+        let problems = problems.into_sorted();
         if problems.is_empty() {
             Ok(config)
         } else {
@@ -229,336 +203,457 @@ fn line_of(text: &str, offset: usize) -> usize {
 }
 
 /// Relative paths in the file are relative to the file's folder.
-fn absolute(base: &Path, p: PathBuf) -> PathBuf {
-    if p.is_absolute() { p } else { base.join(p) }
+fn absolute(base: &Path, p: &str) -> PathBuf {
+    let p = Path::new(p);
+    if p.is_absolute() {
+        p.to_path_buf()
+    } else {
+        base.join(p)
+    }
 }
 
+// The keys of each table; any other key is reported, with the closest of these as a hint.
+const TOP_KEYS: &[&str] = &["state_dir", "schedule", "mail", "tenant"];
+const SCHEDULE_KEYS: &[&str] = &["interval", "settle"];
+const MAIL_KEYS: &[&str] = &["smtp_url", "smtp_password_env", "outbox_dir"];
+const TENANT_KEYS: &[&str] = &[
+    "name",
+    "drop_dir",
+    "work_dir",
+    "api_url",
+    "api_token_env",
+    "api_token_file",
+    "api_token",
+    "reply_to_admin_email",
+    "failed_import_email",
+    "concurrency",
+    "max_file_size",
+    "requests_per_second",
+    "api_retry_budget",
+];
+/// The three ways to give a tenant's token, of which exactly one is used.
+const TOKEN_KEYS: &[&str] = &["api_token_env", "api_token_file", "api_token"];
+
+/// Checks the whole document, every table and key whatever the others hold. The result is only
+/// meaningful when no problem was recorded.
 fn check(
-    raw: RawConfig,
+    document: &DeTable<'_>,
     base: &Path,
     env: &dyn Environment,
-    problems: &mut Vec<Problem>,
+    problems: &mut Problems<'_>,
 ) -> Config {
-    let mut problem = |key: &str, reason: String| {
-        problems.push(Problem {
-            key: key.to_owned(),
-            reason,
-        })
+    let top = Table::root(document);
+    top.unknown_keys(problems, TOP_KEYS, "the top level");
+    let state_dir = top
+        .required_string(problems, "state_dir")
+        .map(|dir| (absolute(base, dir), top.place("state_dir")));
+    let schedule = check_schedule(top.table(problems, "schedule"), problems);
+    let (mail, outbox_place) = check_mail(&top, base, env, problems);
+    let state = state_dir.as_ref().map(|(dir, _)| dir.as_path());
+    let (tenants, folders) = check_tenants(&top, state, base, env, problems);
+    let outbox = match (&mail, &outbox_place) {
+        (MailSettings::Outbox { dir }, Some(place)) => Some((dir.as_path(), place)),
+        _ => None,
     };
-    let state_dir = absolute(base, raw.state_dir);
-
-    let mut schedule = Schedule::default();
-    for (key, value, slot) in [
-        (
-            "schedule.interval",
-            &raw.schedule.interval,
-            &mut schedule.interval,
-        ),
-        (
-            "schedule.settle",
-            &raw.schedule.settle,
-            &mut schedule.settle,
-        ),
-    ] {
-        if let Some(v) = value {
-            match humantime::parse_duration(v) {
-                Ok(d) => *slot = d,
-                Err(e) => problem(
-                    key,
-                    format!("`{v}` is not a duration like \"5m\" or \"10s\": {e}"),
-                ),
-            }
-        }
-    }
-    if schedule.interval.is_zero() {
-        problem("schedule.interval", "must be longer than zero".into());
-    }
-
-    let mail = match (raw.mail.smtp_url, raw.mail.outbox_dir) {
-        (Some(url), None) => {
-            if let Err(reason) = check_smtp_url(&url) {
-                problem("mail.smtp_url", reason);
-            }
-            let password = raw.mail.smtp_password_env.as_deref().and_then(|var| {
-                let value = env.var(var);
-                if value.is_none() {
-                    problem(
-                        "mail.smtp_password_env",
-                        format!("environment variable {var} is not set"),
-                    );
-                }
-                value.map(SecretString::from)
-            });
-            MailSettings::Smtp {
-                url: SecretString::from(url),
-                password,
-            }
-        }
-        (None, Some(dir)) => MailSettings::Outbox {
-            dir: absolute(base, dir),
-        },
-        (Some(_), Some(_)) => {
-            problem(
-                "mail",
-                "give either smtp_url or outbox_dir, not both".into(),
-            );
-            MailSettings::Outbox {
-                dir: PathBuf::new(),
-            }
-        }
-        (None, None) => {
-            problem(
-                "mail",
-                "give smtp_url (or outbox_dir to write .eml files)".into(),
-            );
-            MailSettings::Outbox {
-                dir: PathBuf::new(),
-            }
-        }
-    };
-
-    if raw.tenants.is_empty() {
-        problem("tenant", "no [[tenant]] is configured".into());
-    }
-    let mut names = BTreeSet::new();
-    let mut drop_dirs = BTreeSet::new();
-    let mut tenants = Vec::new();
-    for (i, t) in raw.tenants.into_iter().enumerate() {
-        let label = if t.name.is_empty() {
-            format!("tenant[{i}]")
-        } else {
-            format!("tenant[{}]", t.name)
-        };
-        let key = |k: &str| format!("{label}.{k}");
-        if !is_tenant_name(&t.name) {
-            problem(
-                &key("name"),
-                format!(
-                    "`{}` must be 1-64 characters of a-z, 0-9, `-` and `_` (it names a folder)",
-                    t.name
-                ),
-            );
-        } else if !names.insert(t.name.clone()) {
-            problem(&key("name"), "another tenant has the same name".into());
-        }
-        let drop_dir = absolute(base, t.drop_dir);
-        match std::fs::symlink_metadata(&drop_dir) {
-            Ok(m) if m.is_dir() => {}
-            Ok(_) => problem(
-                &key("drop_dir"),
-                format!(
-                    "{} is not a directory (symlinks are not followed)",
-                    drop_dir.display()
-                ),
-            ),
-            Err(e) => problem(&key("drop_dir"), format!("{}: {e}", drop_dir.display())),
-        }
-        if !drop_dirs.insert(drop_dir.clone()) {
-            problem(
-                &key("drop_dir"),
-                "another tenant has the same drop folder".into(),
-            );
-        }
-        let api_url = t.api_url.trim_end_matches('/').to_owned();
-        if !(api_url.starts_with("https://") || api_url.starts_with("http://")) {
-            problem(
-                &key("api_url"),
-                format!("`{}` is not an http(s) URL", t.api_url),
-            );
-        }
-        let token = match (t.api_token_env, t.api_token_file, t.api_token) {
-            (Some(var), None, None) => env.var(&var).or_else(|| {
-                problem(
-                    &key("api_token_env"),
-                    format!("environment variable {var} is not set"),
-                );
-                None
-            }),
-            (None, Some(file), None) => {
-                let file = absolute(base, file);
-                match std::fs::read_to_string(&file) {
-                    Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_owned()),
-                    Err(e) => {
-                        problem(&key("api_token_file"), format!("{}: {e}", file.display()));
-                        None
-                    }
-                }
-            }
-            (None, None, Some(token)) => Some(token),
-            (None, None, None) => {
-                problem(
-                    &key("api_token_env"),
-                    "give api_token_env (or api_token_file) for the tenant's API token".into(),
-                );
-                None
-            }
-            _ => {
-                problem(
-                    &key("api_token_env"),
-                    "give only one of api_token_env, api_token_file and api_token".into(),
-                );
-                None
-            }
-        };
-        if token.as_deref().is_some_and(|t| t.trim().is_empty()) {
-            problem(&key("api_token"), "the token is empty".into());
-        }
-        for (k, addr) in [
-            ("reply_to_admin_email", &t.reply_to_admin_email),
-            ("failed_import_email", &t.failed_import_email),
-        ] {
-            if !is_valid_address(addr) {
-                problem(&key(k), format!("`{addr}` is not a valid e-mail address"));
-            }
-        }
-        let concurrency = t.concurrency.unwrap_or(8);
-        if !(1..=256).contains(&concurrency) {
-            problem(
-                &key("concurrency"),
-                format!("{concurrency} is not between 1 and 256"),
-            );
-        }
-        let max_file_size = match t.max_file_size.as_deref().map(parse_size) {
-            None => 100 * 1024 * 1024,
-            Some(Ok(n)) => n,
-            Some(Err(reason)) => {
-                problem(&key("max_file_size"), reason);
-                0
-            }
-        };
-        let requests_per_second = match t.requests_per_second {
-            None => None,
-            Some(n) => NonZeroU32::new(n).or_else(|| {
-                problem(
-                    &key("requests_per_second"),
-                    "must be at least 1 (or left out)".into(),
-                );
-                None
-            }),
-        };
-        let api_retry_budget = match t.api_retry_budget.as_deref().map(humantime::parse_duration) {
-            None => Duration::from_secs(20),
-            Some(Ok(d)) if !d.is_zero() => d,
-            Some(Ok(_)) => {
-                problem(&key("api_retry_budget"), "must be longer than zero".into());
-                Duration::from_secs(20)
-            }
-            Some(Err(e)) => {
-                problem(
-                    &key("api_retry_budget"),
-                    format!("not a duration like \"20s\": {e}"),
-                );
-                Duration::from_secs(20)
-            }
-        };
-        let work_dir = match t.work_dir {
-            Some(dir) => absolute(base, dir),
-            None => state_dir.join("tenants").join(&t.name),
-        };
-        tenants.push(Tenant {
-            name: t.name,
-            drop_dir,
-            work_dir,
-            api_url,
-            api_token: SecretString::from(token.unwrap_or_default()),
-            reply_to_admin_email: t.reply_to_admin_email,
-            failed_import_email: t.failed_import_email,
-            concurrency,
-            max_file_size,
-            requests_per_second,
-            api_retry_budget,
-        });
-    }
-    check_overlaps(&state_dir, &mail, &tenants, &mut problem);
+    let state = state_dir
+        .as_ref()
+        .map(|(dir, place)| (dir.as_path(), place));
+    check_overlaps(state, outbox, &folders, problems);
     Config {
-        state_dir,
+        state_dir: state_dir.map(|(dir, _)| dir).unwrap_or_default(),
         schedule,
         mail,
         tenants,
     }
 }
 
-/// `path` as the filesystem resolves it: symlinks and `..` of its existing part resolved, the
-/// rest appended, so that two spellings of one folder compare equal.
-fn resolved(path: &Path) -> PathBuf {
-    let mut existing = path;
-    let mut rest = Vec::new();
-    loop {
-        if let Ok(mut real) = existing.canonicalize() {
-            real.extend(rest.iter().rev());
-            return real;
+/// The `[schedule]` table, defaults for what it leaves out.
+fn check_schedule(table: Option<Table<'_, '_>>, problems: &mut Problems<'_>) -> Schedule {
+    let mut schedule = Schedule::default();
+    let Some(t) = table else {
+        return schedule;
+    };
+    t.unknown_keys(problems, SCHEDULE_KEYS, "[schedule]");
+    if let Some(interval) = duration(&t, problems, "interval", "\"5m\" or \"10s\"") {
+        if interval.is_zero() {
+            t.problem(problems, "interval", "must be longer than zero");
         }
-        match (existing.file_name(), existing.parent()) {
-            (Some(name), Some(parent)) => {
-                rest.push(name);
-                existing = parent;
-            }
-            _ => return path.to_path_buf(),
+        schedule.interval = interval;
+    }
+    if let Some(settle) = duration(&t, problems, "settle", "\"5m\" or \"10s\"") {
+        schedule.settle = settle;
+    }
+    schedule
+}
+
+/// The `[mail]` table, and where `outbox_dir` is written when it is the transport (for the
+/// overlap checks).
+fn check_mail(
+    top: &Table<'_, '_>,
+    base: &Path,
+    env: &dyn Environment,
+    problems: &mut Problems<'_>,
+) -> (MailSettings, Option<Place>) {
+    let unusable = || MailSettings::Outbox {
+        dir: PathBuf::new(),
+    };
+    let Some(t) = top.table(problems, "mail") else {
+        if !top.has("mail") {
+            let place = Place {
+                key: "mail".into(),
+                at: None,
+            };
+            problems.add(
+                &place,
+                "is missing: add a [mail] table with smtp_url (or outbox_dir to write .eml files)",
+            );
+        }
+        return (unusable(), None);
+    };
+    t.unknown_keys(problems, MAIL_KEYS, "[mail]");
+    match (t.has("smtp_url"), t.has("outbox_dir")) {
+        (true, false) => (check_smtp(&t, env, problems), None),
+        (false, true) => match t.string(problems, "outbox_dir") {
+            Some(dir) => (
+                MailSettings::Outbox {
+                    dir: absolute(base, dir),
+                },
+                Some(t.place("outbox_dir")),
+            ),
+            None => (unusable(), None),
+        },
+        (true, true) => {
+            problems.add(&t.whole(), "give either smtp_url or outbox_dir, not both");
+            (unusable(), None)
+        }
+        (false, false) => {
+            problems.add(
+                &t.whole(),
+                "give smtp_url (or outbox_dir to write .eml files)",
+            );
+            (unusable(), None)
         }
     }
 }
 
-/// Refuses folders that two tenants would share, or that sit inside a client's drop folder:
-/// one tenant's claims must never be another's, and the service's state never the client's.
-fn check_overlaps(
-    state_dir: &Path,
-    mail: &MailSettings,
-    tenants: &[Tenant],
-    problem: &mut impl FnMut(&str, String),
-) {
-    let nested = |a: &Path, b: &Path| a.starts_with(b) || b.starts_with(a);
-    let drops: Vec<(String, PathBuf)> = tenants
-        .iter()
-        .map(|t| (t.name.clone(), resolved(&t.drop_dir)))
-        .collect();
-    let works: Vec<(String, PathBuf)> = tenants
-        .iter()
-        .map(|t| (t.name.clone(), resolved(&t.work_dir)))
-        .collect();
-    for (i, (name, drop)) in drops.iter().enumerate() {
-        for (other, other_drop) in &drops[i + 1..] {
-            if nested(drop, other_drop) {
-                problem(
-                    &format!("tenant[{other}].drop_dir"),
-                    format!("is, or is inside or around, tenant {name}'s drop folder"),
-                );
-            }
-        }
-        for (other, work) in &works {
-            if nested(drop, work) {
-                problem(
-                    &format!("tenant[{other}].work_dir"),
-                    format!(
-                        "is inside or around tenant {name}'s drop folder, where clients could reach it"
-                    ),
-                );
-            }
-        }
-        if state_dir.starts_with(drop) || resolved(state_dir).starts_with(drop) {
-            problem(
-                "state_dir",
-                format!("is inside tenant {name}'s drop folder"),
+/// The SMTP transport of `[mail]`: its URL and the password from `smtp_password_env`.
+fn check_smtp(
+    t: &Table<'_, '_>,
+    env: &dyn Environment,
+    problems: &mut Problems<'_>,
+) -> MailSettings {
+    let url = t.string(problems, "smtp_url");
+    if let Some(url) = url
+        && let Err(reason) = check_smtp_url(url)
+    {
+        t.problem(problems, "smtp_url", reason);
+    }
+    let password = t.string(problems, "smtp_password_env").and_then(|var| {
+        let value = env.var(var);
+        if value.is_none() {
+            t.problem(
+                problems,
+                "smtp_password_env",
+                format!("environment variable {var} is not set"),
             );
         }
-        if let MailSettings::Outbox { dir } = mail
-            && resolved(dir).starts_with(drop)
+        value.map(SecretString::from)
+    });
+    MailSettings::Smtp {
+        url: SecretString::from(url.unwrap_or_default()),
+        password,
+    }
+}
+
+/// Every `[[tenant]]`, each checked whole, then the names and drop folders that two share.
+fn check_tenants(
+    top: &Table<'_, '_>,
+    state_dir: Option<&Path>,
+    base: &Path,
+    env: &dyn Environment,
+    problems: &mut Problems<'_>,
+) -> (Vec<Tenant>, Vec<Folders>) {
+    let before = problems.len();
+    let tables = top.tables(problems, "tenant");
+    if tables.is_empty() && problems.len() == before {
+        // Neither a misshapen `tenant` (reported) nor any tenant at all.
+        let place = Place {
+            key: "tenant".into(),
+            at: None,
+        };
+        problems.add(&place, "no [[tenant]] is configured");
+    }
+    let mut names = HashSet::new();
+    let mut drop_dirs = HashSet::new();
+    let mut tenants = Vec::with_capacity(tables.len());
+    let mut folders = Vec::with_capacity(tables.len());
+    for (i, t) in tables.into_iter().enumerate() {
+        let (label, who) = tenant_label(&t, i);
+        let t = t.renamed(label);
+        let (tenant, tenant_folders) = check_tenant(&t, who, state_dir, base, env, problems);
+        if is_tenant_name(&tenant.name) && !names.insert(tenant.name.clone()) {
+            t.problem(problems, "name", "another tenant has the same name");
+        }
+        if let Some((drop_dir, _)) = &tenant_folders.drop
+            && !drop_dirs.insert(drop_dir.clone())
         {
-            problem(
-                "mail.outbox_dir",
-                format!("is inside tenant {name}'s drop folder"),
+            t.problem(
+                problems,
+                "drop_dir",
+                "another tenant has the same drop folder",
             );
         }
+        tenants.push(tenant);
+        folders.push(tenant_folders);
     }
-    for (i, (name, work)) in works.iter().enumerate() {
-        for (other, other_work) in &works[i + 1..] {
-            if nested(work, other_work) {
-                problem(
-                    &format!("tenant[{other}].work_dir"),
-                    format!("is, or is inside or around, tenant {name}'s work folder"),
+    (tenants, folders)
+}
+
+/// How problems name the `index`th tenant, `tenant[NAME]` (or `tenant[INDEX]` when it has no
+/// name fit to show), and how messages name it, `NAME` (or `#INDEX`).
+fn tenant_label(t: &Table<'_, '_>, index: usize) -> (String, String) {
+    let presentable = |name: &str| {
+        (1..=64).contains(&name.chars().count())
+            && !name.contains(|c: char| c.is_control() || c == '[' || c == ']')
+    };
+    match t.peek_str("name") {
+        Some(name) if presentable(name) => (format!("tenant[{name}]"), name.to_owned()),
+        _ => (format!("tenant[{index}]"), format!("#{index}")),
+    }
+}
+
+/// One `[[tenant]]`: every key read and checked, defaults for what it leaves out.
+fn check_tenant(
+    t: &Table<'_, '_>,
+    who: String,
+    state_dir: Option<&Path>,
+    base: &Path,
+    env: &dyn Environment,
+    problems: &mut Problems<'_>,
+) -> (Tenant, Folders) {
+    t.unknown_keys(problems, TENANT_KEYS, "[[tenant]]");
+    let name = t.required_string(problems, "name");
+    if let Some(name) = name
+        && !is_tenant_name(name)
+    {
+        t.problem(
+            problems,
+            "name",
+            format!(
+                "`{name}` must be 1-64 characters of a-z, 0-9, `-` and `_` (it names a folder)"
+            ),
+        );
+    }
+    let drop_dir = t
+        .required_string(problems, "drop_dir")
+        .map(|dir| absolute(base, dir));
+    if let Some(dir) = &drop_dir {
+        check_drop_dir(t, dir, problems);
+    }
+    let work_dir = match t.string(problems, "work_dir") {
+        Some(dir) => Some(absolute(base, dir)),
+        None if t.has("work_dir") => None,
+        None => name
+            .filter(|name| is_tenant_name(name))
+            .zip(state_dir)
+            .map(|(name, state_dir)| state_dir.join("tenants").join(name)),
+    };
+    let tenant = Tenant {
+        name: name.unwrap_or_default().to_owned(),
+        drop_dir: drop_dir.clone().unwrap_or_default(),
+        work_dir: work_dir.clone().unwrap_or_default(),
+        api_url: check_api_url(t, problems),
+        api_token: SecretString::from(check_token(t, base, env, problems).unwrap_or_default()),
+        reply_to_admin_email: address(t, problems, "reply_to_admin_email"),
+        failed_import_email: address(t, problems, "failed_import_email"),
+        concurrency: concurrency(t, problems),
+        max_file_size: max_file_size(t, problems),
+        requests_per_second: requests_per_second(t, problems),
+        api_retry_budget: api_retry_budget(t, problems),
+    };
+    let folders = Folders {
+        who,
+        drop: drop_dir.map(|dir| (dir, t.place("drop_dir"))),
+        work: work_dir.map(|dir| (dir, t.place("work_dir"))),
+    };
+    (tenant, folders)
+}
+
+/// The drop folder must be a folder already, not a symlink to one.
+fn check_drop_dir(t: &Table<'_, '_>, dir: &Path, problems: &mut Problems<'_>) {
+    match std::fs::symlink_metadata(dir) {
+        Ok(m) if m.is_dir() => {}
+        Ok(_) => t.problem(
+            problems,
+            "drop_dir",
+            format!(
+                "{} is not a directory (symlinks are not followed)",
+                dir.display()
+            ),
+        ),
+        Err(e) => t.problem(problems, "drop_dir", format!("{}: {e}", dir.display())),
+    }
+}
+
+/// `api_url`, without its trailing `/`.
+fn check_api_url(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> String {
+    let Some(url) = t.required_string(problems, "api_url") else {
+        return String::new();
+    };
+    let trimmed = url.trim_end_matches('/');
+    if !(trimmed.starts_with("https://") || trimmed.starts_with("http://")) {
+        t.problem(
+            problems,
+            "api_url",
+            format!("`{url}` is not an http(s) URL"),
+        );
+    }
+    trimmed.to_owned()
+}
+
+/// The tenant's token, from exactly one of `api_token_env`, `api_token_file` and `api_token`.
+fn check_token(
+    t: &Table<'_, '_>,
+    base: &Path,
+    env: &dyn Environment,
+    problems: &mut Problems<'_>,
+) -> Option<String> {
+    let given: Vec<&str> = TOKEN_KEYS.iter().copied().filter(|k| t.has(k)).collect();
+    let token = match given[..] {
+        [] => {
+            t.problem(
+                problems,
+                "api_token_env",
+                "give api_token_env (or api_token_file) for the tenant's API token",
+            );
+            None
+        }
+        ["api_token_env"] => t.string(problems, "api_token_env").and_then(|var| {
+            let value = env.var(var);
+            if value.is_none() {
+                t.problem(
+                    problems,
+                    "api_token_env",
+                    format!("environment variable {var} is not set"),
                 );
             }
+            value
+        }),
+        ["api_token_file"] => {
+            let file = absolute(base, t.string(problems, "api_token_file")?);
+            match std::fs::read_to_string(&file) {
+                Ok(s) => Some(s.trim_end_matches(['\n', '\r']).to_owned()),
+                Err(e) => {
+                    let reason = format!("{}: {e}", file.display());
+                    t.problem(problems, "api_token_file", reason);
+                    None
+                }
+            }
+        }
+        ["api_token"] => t.string(problems, "api_token").map(str::to_owned),
+        _ => {
+            t.problem(
+                problems,
+                "api_token_env",
+                "give only one of api_token_env, api_token_file and api_token",
+            );
+            None
+        }
+    };
+    if token
+        .as_deref()
+        .is_some_and(|token| token.trim().is_empty())
+    {
+        t.problem(problems, "api_token", "the token is empty");
+    }
+    token
+}
+
+/// A required e-mail address.
+fn address(t: &Table<'_, '_>, problems: &mut Problems<'_>, key: &str) -> String {
+    let Some(addr) = t.required_string(problems, key) else {
+        return String::new();
+    };
+    if !is_valid_address(addr) {
+        t.problem(
+            problems,
+            key,
+            format!("`{addr}` is not a valid e-mail address"),
+        );
+    }
+    addr.to_owned()
+}
+
+/// `concurrency`: 1 to 256, default 8.
+fn concurrency(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> usize {
+    let Some(n) = t.integer(problems, "concurrency") else {
+        return 8;
+    };
+    match usize::try_from(n) {
+        Ok(n) if (1..=256).contains(&n) => n,
+        _ => {
+            t.problem(
+                problems,
+                "concurrency",
+                format!("{n} is not between 1 and 256"),
+            );
+            8
         }
     }
+}
+
+/// `max_file_size`: a size like `"100MiB"`, default 100 MiB.
+fn max_file_size(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> u64 {
+    let Some(text) = t.string(problems, "max_file_size") else {
+        return 100 * 1024 * 1024;
+    };
+    parse_size(text).unwrap_or_else(|reason| {
+        t.problem(problems, "max_file_size", reason);
+        0
+    })
+}
+
+/// `requests_per_second`: at least 1, or no limit when left out.
+fn requests_per_second(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Option<NonZeroU32> {
+    let n = t.integer(problems, "requests_per_second")?;
+    let limit = u32::try_from(n).ok().and_then(NonZeroU32::new);
+    if limit.is_none() {
+        t.problem(
+            problems,
+            "requests_per_second",
+            format!("{n} is not between 1 and {} (or leave it out)", u32::MAX),
+        );
+    }
+    limit
+}
+
+/// `api_retry_budget`: longer than zero, default 20 s.
+fn api_retry_budget(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Duration {
+    let default = Duration::from_secs(20);
+    match duration(t, problems, "api_retry_budget", "\"20s\"") {
+        Some(budget) if budget.is_zero() => {
+            t.problem(problems, "api_retry_budget", "must be longer than zero");
+            default
+        }
+        Some(budget) => budget,
+        None => default,
+    }
+}
+
+/// A duration like `example` at `key`: `None` when it is absent or unusable (reported).
+fn duration(
+    t: &Table<'_, '_>,
+    problems: &mut Problems<'_>,
+    key: &str,
+    example: &str,
+) -> Option<Duration> {
+    let text = t.string(problems, key)?;
+    humantime::parse_duration(text)
+        .map_err(|e| {
+            let reason = format!("`{text}` is not a duration like {example}: {e}");
+            t.problem(problems, key, reason);
+        })
+        .ok()
 }
 
 fn is_tenant_name(name: &str) -> bool {
