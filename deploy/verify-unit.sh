@@ -12,8 +12,16 @@ here=$(dirname "$0")
 root=$(mktemp -d)
 trap 'rm -rf "$root"' EXIT
 
-install -d "$root/usr/local/bin" "$root/etc/systemd/system"
+install -d "$root/usr/local/bin" "$root/bin" "$root/etc/systemd/system"
 install -m 0755 "$binary" "$root/usr/local/bin/opscom-import"
+# ExecReload= runs /bin/kill (Debian's procps), and verify wants every command in the root: the
+# host's own, or a stand-in where this host has none (the unit is checked here, not the host).
+if [ -x /bin/kill ]; then
+    install -m 0755 /bin/kill "$root/bin/kill"
+else
+    printf '#!/bin/sh\n' >"$root/bin/kill"
+    chmod 0755 "$root/bin/kill"
+fi
 install -m 0644 "$here/opscom-import.service" "$root/etc/systemd/system/opscom-import.service"
 
 # --recursive-errors=no: the scratch root holds no other units (sysinit.target and friends).

@@ -61,7 +61,7 @@ enum Command {
     Demo,
 }
 
-/// Exit statuses of the spec.
+/// Exit statuses of the contract (`docs/product-spec.md`).
 mod exit {
     pub const PROBLEMS: u8 = 1;
     pub const CONFIG_OR_IO: u8 = 2;

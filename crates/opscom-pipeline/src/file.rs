@@ -1,10 +1,10 @@
 //! One claimed file: check, validate every row, push the valid ones, write the report, archive.
 //!
-//! The order of commitment is the spec's: push the rows → report on disk (spool) → record →
-//! `.bak` (the commit point) → send. Every step after the pushes is marked in the file's
-//! [`Journal`], and every finished row is journalled as it finishes, so a crash at any moment is
-//! resumed by the next pass without losing or doubling anything (at most `concurrency` rows are
-//! pushed twice).
+//! The order of commitment is the contract's (`docs/product-spec.md`): push the rows → report on
+//! disk (spool) → record → `.bak` (the commit point) → send. Every step after the pushes is marked
+//! in the file's [`Journal`], and every finished row is journalled as it finishes, so a crash at
+//! any moment is resumed by the next pass without losing or doubling anything (at most
+//! `concurrency` rows are pushed twice).
 //!
 //! Reading is synchronous (the `opscom-csv` crate) and runs on a blocking thread that streams
 //! rows through a bounded channel; memory does not grow with the file.

@@ -1,7 +1,7 @@
 //! An OPSCOM Push API look-alike (axum) for the demo, tests and benchmarks.
 //!
-//! It speaks the contract of `opscom-push-api.md`: `POST /api/OC_TOMA/v1/profiles/push` (token
-//! check 9001/9002, required fields 9013/9014, login sources 9015, limits 9030/9033 from the
+//! It speaks the contract of `docs/opscom-push-api.md`: `POST /api/OC_TOMA/v1/profiles/push`
+//! (token check 9001/9002, required fields 9013/9014, login sources 9015, limits 9030/9033 from the
 //! `opscom-schema` table, unique e-mail 9019 and user name 9020, upsert by `unique_id`) and
 //! `POST /api/OC_TOMA/v1/profiles/types/list`. Faults (latency, 503s, 429 past a rate, outage)
 //! are set at start and changeable at run time. Read-only views for tests:

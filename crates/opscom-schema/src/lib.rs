@@ -1,9 +1,9 @@
 //! The OPSCOM Push API's user attributes: possible header names, required flags and limits, as data.
 //!
 //! Everything the importer knows about the API's attributes lives in [`ATTRIBUTES`], one row per
-//! attribute of the "Request Object Attributes" table in `opscom-push-api.md`. Rows or details the
-//! public documentation does not show are marked `inferred: true`; changing one is a one-line edit
-//! here and nowhere else.
+//! attribute of the "Request Object Attributes" table in `docs/opscom-push-api.md`. Rows or details
+//! the public documentation does not show are marked `inferred: true`; changing one is a one-line
+//! edit here and nowhere else.
 //!
 //! ```
 //! let attr = opscom_schema::lookup("state").unwrap();
@@ -240,7 +240,7 @@ mod tests {
     use super::*;
     use std::collections::HashSet;
 
-    /// The possible names of every attribute row in opscom-push-api.md's table, in order.
+    /// The possible names of every attribute row in docs/opscom-push-api.md's table, in order.
     const DOC_TABLE: &[&[&str]] = &[
         &["unique_id"],
         &["login_source"],
