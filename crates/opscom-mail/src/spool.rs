@@ -106,7 +106,16 @@ impl Spool {
     /// Opens (creating it if needed) the spool in `dir`, e.g. `STATE_DIR/outgoing`.
     pub fn open(dir: impl Into<PathBuf>) -> Result<Spool, SpoolError> {
         let dir = dir.into();
-        fs::create_dir_all(&dir).map_err(io_err(&dir, "create the folder"))?;
+        // The spool holds reports with rows of personal data: its folder is the owner's alone.
+        // Created on first use only; an existing one costs one `stat`.
+        if !fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
+            use std::os::unix::fs::DirBuilderExt;
+            fs::DirBuilder::new()
+                .recursive(true)
+                .mode(0o700)
+                .create(&dir)
+                .map_err(io_err(&dir, "create the folder"))?;
+        }
         Ok(Spool { dir })
     }
 

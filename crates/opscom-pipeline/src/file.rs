@@ -427,7 +427,8 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             "file archived"
         );
         let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
-        for path in [&work.journal, &work.report, &work.deferred] {
+        // The journal goes last: while it exists, a pass knows work files may be left over.
+        for path in [&work.report, &work.deferred, &work.journal] {
             if let Err(e) = std::fs::remove_file(path)
                 && e.kind() != io::ErrorKind::NotFound
             {

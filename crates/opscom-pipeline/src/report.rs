@@ -32,6 +32,8 @@ pub enum ReportError {
 pub struct ReportSink {
     envelope: ReportEnvelope,
     spool: Spool,
+    /// Reports made sendable through this sink (spooled or released).
+    spooled: std::sync::atomic::AtomicUsize,
 }
 
 fn timestamp(t: SystemTime) -> jiff::Timestamp {
@@ -48,12 +50,25 @@ impl ReportSink {
                 &tenant.failed_import_email,
             )?,
             spool: Spool::open(tenant.work_dir.join("outbox"))?,
+            spooled: Default::default(),
         })
     }
 
     fn enqueue(&self, report: &Report, subject_id: &str) -> Result<(), ReportError> {
         self.spool.enqueue(&self.compose(report, subject_id)?)?;
+        self.count_spooled();
         Ok(())
+    }
+
+    fn count_spooled(&self) {
+        self.spooled
+            .fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    }
+
+    /// How many reports were made sendable through this sink (spooled, or released after
+    /// their file's commit): none means a delivery already made finds nothing new.
+    pub fn spooled(&self) -> usize {
+        self.spooled.load(std::sync::atomic::Ordering::Relaxed)
     }
 
     /// Spools a file's report held back until [`ReportSink::release`]: it is on disk before
@@ -79,7 +94,9 @@ impl ReportSink {
 
     /// Lets the report of claim `claim_id` be sent: its file is in `.bak`.
     pub fn release(&self, claim_id: &str) -> Result<(), ReportError> {
-        Ok(self.spool.release(claim_id)?)
+        self.spool.release(claim_id)?;
+        self.count_spooled();
+        Ok(())
     }
 
     /// Claims whose report is held back.

@@ -28,6 +28,8 @@ use crate::names::{self, NameClass};
 const CLAIMED_DIR: &str = "claimed";
 const LOCK_FILE: &str = "lock";
 const BAK_DIR: &str = ".bak";
+/// The state file in which [`DropFolder::check_once`] remembers its checks.
+const CHECKED_STATE: &str = "folders-checked";
 /// How many archive names are tried before giving up (`NAME.STAMP-9999.csv`).
 const MAX_ARCHIVE_ATTEMPTS: u32 = 10_000;
 
@@ -219,6 +221,21 @@ impl DropFolder {
     /// nothing inside the drop folder is ever followed. Opening is cheap: a long-running service
     /// may open the folder once per pass, so that a drop folder re-created by an operator is seen.
     pub fn open(drop_dir: &Path, work_dir: &Path) -> Result<DropFolder, FolderError> {
+        DropFolder::open_with(drop_dir, work_dir, true)
+    }
+
+    /// [`open`](Self::open) for a caller that opened these folders successfully before (a
+    /// service's later passes): the same, but without resolving both paths again to check that
+    /// they do not overlap, which costs a `readlink` per path component.
+    pub fn reopen(drop_dir: &Path, work_dir: &Path) -> Result<DropFolder, FolderError> {
+        DropFolder::open_with(drop_dir, work_dir, false)
+    }
+
+    fn open_with(
+        drop_dir: &Path,
+        work_dir: &Path,
+        check_overlap: bool,
+    ) -> Result<DropFolder, FolderError> {
         let err = |key: &'static str, path: &Path, e: io::Error| FolderError::OpenDir {
             key,
             path: path.to_owned(),
@@ -231,17 +248,25 @@ impl DropFolder {
             Mode::empty(),
         )
         .map_err(|e| err("drop_dir", drop_dir, e.into()))?;
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(work_dir)
-            .map_err(|e| err("state_dir", work_dir, e))?;
-        let work = rustix::fs::openat(
-            CWD,
-            work_dir,
-            dir_flags() & !OFlags::NOFOLLOW,
-            Mode::empty(),
-        )
+        let open_work = || {
+            rustix::fs::openat(
+                CWD,
+                work_dir,
+                dir_flags() & !OFlags::NOFOLLOW,
+                Mode::empty(),
+            )
+        };
+        let work = match open_work() {
+            Err(Errno::NOENT) => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(work_dir)
+                    .map_err(|e| err("state_dir", work_dir, e))?;
+                open_work()
+            }
+            opened => opened,
+        }
         .map_err(|e| err("state_dir", work_dir, e.into()))?;
         let drop_meta = fstat_meta(&drop).map_err(|e| err("drop_dir", drop_dir, e.into()))?;
         let work_meta = fstat_meta(&work).map_err(|e| err("state_dir", work_dir, e.into()))?;
@@ -251,32 +276,82 @@ impl DropFolder {
                 work_dir: work_dir.to_owned(),
             });
         }
-        // The work directory must be out of the client's reach.
-        if let (Ok(d), Ok(w)) = (drop_dir.canonicalize(), work_dir.canonicalize())
-            && (w.starts_with(&d) || d.starts_with(&w))
-        {
-            return Err(FolderError::OpenDir {
-                key: "state_dir",
-                path: work_dir.to_owned(),
-                source: io::Error::other(format!(
-                    "it overlaps the drop folder {}: put `state_dir` outside every `drop_dir`",
-                    drop_dir.display()
-                )),
-            });
-        }
         let claimed = open_or_make_dir(&work, CLAIMED_DIR, 0o700).map_err(|e| FolderError::Io {
             op: "cannot create",
             path: work_dir.join(CLAIMED_DIR),
             source: e.into(),
         })?;
-        Ok(DropFolder {
+        let folder = DropFolder {
             drop,
             work,
             claimed,
             drop_path: drop_dir.to_owned(),
             work_path: work_dir.to_owned(),
             drop_gid: drop_meta.gid,
-        })
+        };
+        if check_overlap {
+            folder.check_overlap()?;
+        }
+        Ok(folder)
+    }
+
+    /// Refuses a work directory inside the drop folder or around it: it must be out of the
+    /// client's reach. Resolves both paths (a `readlink` per component).
+    fn check_overlap(&self) -> Result<(), FolderError> {
+        if let (Ok(d), Ok(w)) = (self.drop_path.canonicalize(), self.work_path.canonicalize())
+            && (w.starts_with(&d) || d.starts_with(&w))
+        {
+            return Err(FolderError::OpenDir {
+                key: "state_dir",
+                path: self.work_path.clone(),
+                source: io::Error::other(format!(
+                    "it overlaps the drop folder {}: put `state_dir` outside every `drop_dir`",
+                    self.drop_path.display()
+                )),
+            });
+        }
+        Ok(())
+    }
+
+    /// The start-up checks of [`open`](Self::open) and [`probe_claim`](Self::probe_claim),
+    /// made once for these two folders and remembered in the work directory (by the folders'
+    /// device and inode numbers), so that a process starting over thousands of tenants does
+    /// not rename a probe file in each again. A claim that later fails with `EXDEV` forgets it.
+    pub fn check_once(&self) -> Result<(), FolderError> {
+        let identity = self.identity()?;
+        if self.read_state(CHECKED_STATE)?.as_deref() == Some(identity.as_bytes()) {
+            return Ok(());
+        }
+        self.check_overlap()?;
+        self.probe_claim()?;
+        // A cache, not a commitment: written without fsync; a torn or lost copy only means the
+        // checks run once more.
+        let written = (|| -> io::Result<()> {
+            let fd = rustix::fs::openat(
+                &self.work,
+                CHECKED_STATE,
+                OFlags::WRONLY
+                    | OFlags::CREATE
+                    | OFlags::TRUNC
+                    | OFlags::NOFOLLOW
+                    | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )?;
+            File::from(fd).write_all(identity.as_bytes())
+        })();
+        if let Err(e) = written {
+            tracing::debug!(work_dir = %self.work_path.display(), error = %e, "cannot remember the folder checks");
+        }
+        Ok(())
+    }
+
+    /// The two folders' device and inode numbers, as `check_once` remembers them.
+    fn identity(&self) -> Result<String, FolderError> {
+        let d = fstat_meta(&self.drop)
+            .map_err(|e| self.io("cannot stat", self.drop_path.clone(), e))?;
+        let w = fstat_meta(&self.work)
+            .map_err(|e| self.io("cannot stat", self.work_path.clone(), e))?;
+        Ok(format!("{}:{} {}:{}\n", d.dev, d.ino, w.dev, w.ino))
     }
 
     /// Checks at start that a file can be claimed: renames a hidden probe file from the work
@@ -451,9 +526,13 @@ impl DropFolder {
                 self.remove_claim_dir(&id);
                 return match e {
                     Errno::NOENT => Ok(None),
-                    Errno::XDEV => Err(FolderError::CrossDevice {
-                        drop_dir: self.drop_path.clone(),
-                        work_dir: self.work_path.clone(),
+                    Errno::XDEV => Err({
+                        // Whatever made the check pass no longer holds: check again next time.
+                        let _ = self.remove_state(CHECKED_STATE);
+                        FolderError::CrossDevice {
+                            drop_dir: self.drop_path.clone(),
+                            work_dir: self.work_path.clone(),
+                        }
                     }),
                     e => Err(self.io("cannot claim", self.drop_path.join(&c.name), e)),
                 };
@@ -521,6 +600,11 @@ impl DropFolder {
     /// are removed.
     pub fn claimed(&self) -> Result<Vec<ClaimedFile>, FolderError> {
         let mut found = Vec::new();
+        // Each claim is a sub-folder, and a folder's link count is 2 plus its sub-folders on
+        // ext4, xfs and tmpfs: 2 means no claim, without listing (other filesystems list).
+        if fstat_meta(&self.claimed).is_ok_and(|m| m.nlink == 2) {
+            return Ok(found);
+        }
         let dir = Dir::read_from(&self.claimed)
             .map_err(|e| self.io("cannot list", self.claimed_path(), e))?;
         for entry in dir {
@@ -845,18 +929,27 @@ impl TenantLock {
             path: work_dir.to_owned(),
             source: e,
         };
-        std::fs::DirBuilder::new()
-            .recursive(true)
-            .mode(0o700)
-            .create(work_dir)
-            .map_err(open_err)?;
         let path = work_dir.join(LOCK_FILE);
-        let fd = rustix::fs::openat(
-            CWD,
-            &path,
-            OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
-            Mode::from_raw_mode(0o600),
-        )
+        let open = || {
+            rustix::fs::openat(
+                CWD,
+                &path,
+                OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::CLOEXEC,
+                Mode::from_raw_mode(0o600),
+            )
+        };
+        let fd = match open() {
+            // The work directory is created on first use only.
+            Err(Errno::NOENT) => {
+                std::fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(work_dir)
+                    .map_err(open_err)?;
+                open()
+            }
+            opened => opened,
+        }
         .map_err(|e| FolderError::Io {
             op: "cannot open",
             path: path.clone(),
@@ -925,6 +1018,11 @@ fn file_read_flags() -> OFlags {
 }
 
 fn open_or_make_dir(parent: &OwnedFd, name: &str, mode: u32) -> Result<OwnedFd, Errno> {
+    // Open first: the folder exists on every pass but the first.
+    match rustix::fs::openat(parent, name, dir_flags(), Mode::empty()) {
+        Err(Errno::NOENT) => {}
+        opened => return opened,
+    }
     match rustix::fs::mkdirat(parent, name, Mode::from_raw_mode(mode)) {
         Ok(()) | Err(Errno::EXIST) => {}
         Err(e) => return Err(e),

@@ -577,3 +577,35 @@ fn a_claimed_file_removed_behind_our_back_is_an_error_not_a_panic() {
         Err(FolderError::ClaimedFileGone { .. })
     ));
 }
+
+#[test]
+fn the_start_up_checks_are_made_once_and_remembered_in_the_work_dir() {
+    let root = tempfile::tempdir().expect("tempdir");
+    let drop = root.path().join("upload");
+    let work = root.path().join("work");
+    fs::create_dir(&drop).expect("mkdir");
+    let folder = DropFolder::reopen(&drop, &work).expect("open");
+    folder.check_once().expect("first check");
+    let remembered = fs::read_to_string(work.join("folders-checked")).expect("remembered");
+    assert!(remembered.contains(':'), "{remembered}");
+    // Remembered: the same folders are not probed again (the probe would leave no trace, so
+    // show it through a state that only a fresh check rewrites).
+    fs::write(work.join("folders-checked"), "stale\n").expect("overwrite");
+    folder
+        .check_once()
+        .expect("a stale memory means a fresh check");
+    assert_eq!(
+        fs::read_to_string(work.join("folders-checked")).expect("rewritten"),
+        remembered
+    );
+    assert!(
+        fs::read_dir(&drop).expect("list").next().is_none(),
+        "no probe file left in the client's folder"
+    );
+
+    // A work folder inside the drop folder is refused by the check, whatever was remembered.
+    let inside = drop.join("state");
+    let folder = DropFolder::reopen(&drop, &inside).expect("reopen skips the overlap check");
+    let err = folder.check_once().expect_err("inside the drop folder");
+    assert!(err.to_string().contains("state_dir"), "{err}");
+}

@@ -6,7 +6,7 @@
 //! comparisons.
 
 use std::collections::{BTreeSet, HashMap};
-use std::path::{Path, PathBuf};
+use std::path::{Component, Path, PathBuf};
 
 use super::table::{Place, Problems};
 
@@ -30,8 +30,9 @@ pub(super) fn check_overlaps(
     tenants: &[Folders],
     problems: &mut Problems<'_>,
 ) {
-    let drops = Index::new(tenants.iter().map(|t| t.drop.as_ref()));
-    let works = Index::new(tenants.iter().map(|t| t.work.as_ref()));
+    let mut resolver = Resolver::default();
+    let drops = Index::new(tenants.iter().map(|t| t.drop.as_ref()), &mut resolver);
+    let works = Index::new(tenants.iter().map(|t| t.work.as_ref()), &mut resolver);
     let who = |i: usize| &tenants[i].who;
     for (earlier, later) in drops.nested(&drops) {
         if earlier < later {
@@ -67,7 +68,7 @@ pub(super) fn check_overlaps(
     if let Some((dir, place)) = state_dir {
         let around: BTreeSet<usize> = drops
             .around(dir)
-            .chain(drops.around(&resolved(dir)))
+            .chain(drops.around(&resolver.resolve(dir)))
             .collect();
         for drop in around {
             problems.add(
@@ -77,7 +78,10 @@ pub(super) fn check_overlaps(
         }
     }
     if let Some((dir, place)) = outbox {
-        for drop in drops.around(&resolved(dir)).collect::<BTreeSet<_>>() {
+        for drop in drops
+            .around(&resolver.resolve(dir))
+            .collect::<BTreeSet<_>>()
+        {
             problems.add(
                 place,
                 format!("is inside tenant {}'s drop folder", who(drop)),
@@ -95,9 +99,12 @@ struct Index<'t> {
 }
 
 impl<'t> Index<'t> {
-    fn new(folders: impl Iterator<Item = Option<&'t (PathBuf, Place)>>) -> Self {
+    fn new(
+        folders: impl Iterator<Item = Option<&'t (PathBuf, Place)>>,
+        resolver: &mut Resolver,
+    ) -> Self {
         let folders: Vec<_> = folders
-            .map(|f| f.map(|(path, place)| (resolved(path), place)))
+            .map(|f| f.map(|(path, place)| (resolver.resolve(path), place)))
             .collect();
         let mut by_path: HashMap<PathBuf, Vec<usize>> = HashMap::new();
         for (i, folder) in folders.iter().enumerate() {
@@ -138,6 +145,42 @@ impl<'t> Index<'t> {
             }
         }
         pairs
+    }
+}
+
+/// Resolves paths as the filesystem does, remembering each folder it resolved: tenants' folders
+/// share their parents (`/srv/sftp`, `state_dir/tenants`), so each costs one `lstat` instead of a
+/// `readlink` per path component.
+#[derive(Debug, Default)]
+struct Resolver {
+    known: HashMap<PathBuf, PathBuf>,
+}
+
+impl Resolver {
+    fn resolve(&mut self, path: &Path) -> PathBuf {
+        if let Some(real) = self.known.get(path) {
+            return real.clone();
+        }
+        let plain = path.is_absolute()
+            && path
+                .components()
+                .all(|c| matches!(c, Component::RootDir | Component::Normal(_)));
+        let real = match (plain, path.parent(), path.file_name()) {
+            (true, Some(parent), Some(name)) if parent.parent().is_some() => {
+                let parent = self.resolve(parent);
+                let joined = parent.join(name);
+                match std::fs::symlink_metadata(&joined) {
+                    Ok(m) if m.file_type().is_symlink() => resolved(path),
+                    Ok(_) => joined,
+                    // Not there (yet): the rest is appended to what exists, as `resolved` does.
+                    Err(e) if e.kind() == std::io::ErrorKind::NotFound => joined,
+                    Err(_) => resolved(path),
+                }
+            }
+            _ => resolved(path),
+        };
+        self.known.insert(path.to_owned(), real.clone());
+        real
     }
 }
 
