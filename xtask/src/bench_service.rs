@@ -15,6 +15,7 @@
 //! folder that is removed afterwards (kept, for profiling, when `OPSCOM_BENCH_KEEP` is set);
 //! only 127.0.0.1 is used.
 
+use std::ffi::OsString;
 use std::fmt::Write as _;
 use std::fs::{self, File};
 use std::io::{BufRead, BufReader, BufWriter, Write};
@@ -24,14 +25,18 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 
+use crate::bench_proc::timed;
+
 /// A 50-character token (letters, digits, dashes) given to the sandbox with `--token`.
-const TOKEN: &str = "bench-service-token-0123456789abcdefghijABCDEFGHIJ";
+pub(crate) const TOKEN: &str = "bench-service-token-0123456789abcdefghijABCDEFGHIJ";
 /// How often the latency benchmark looks into `.bak/`.
 const POLL: Duration = Duration::from_millis(2);
 /// Give up on one upload after this long.
 const UPLOAD_TIMEOUT: Duration = Duration::from_secs(60);
+/// Give up on one `once` of the RSS benchmark after this long.
+const RSS_TIMEOUT: Duration = Duration::from_secs(30 * 60);
 /// Data rows in each latency upload.
-const LATENCY_ROWS: u64 = 20;
+pub(crate) const LATENCY_ROWS: u64 = 20;
 
 #[derive(Debug)]
 struct Opts {
@@ -94,14 +99,7 @@ fn parse(args: &[String]) -> Result<Opts> {
 pub(crate) fn run(args: &[String]) -> Result<()> {
     let opts = parse(args)?;
     if opts.build {
-        crate::run(crate::cargo().args([
-            "build",
-            "--release",
-            "-p",
-            "opscom-import",
-            "-p",
-            "sandbox-server",
-        ]))?;
+        build_release()?;
     }
     let bins = Bins::locate()?;
     let mut report = String::new();
@@ -117,15 +115,27 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     Ok(())
 }
 
+/// Builds the release binaries the service benchmarks run.
+pub(crate) fn build_release() -> Result<()> {
+    crate::run(crate::cargo().args([
+        "build",
+        "--release",
+        "-p",
+        "opscom-import",
+        "-p",
+        "sandbox-server",
+    ]))
+}
+
 /// The release binaries.
 #[derive(Debug)]
-struct Bins {
-    import: PathBuf,
-    sandbox: PathBuf,
+pub(crate) struct Bins {
+    pub(crate) import: PathBuf,
+    pub(crate) sandbox: PathBuf,
 }
 
 impl Bins {
-    fn locate() -> Result<Bins> {
+    pub(crate) fn locate() -> Result<Bins> {
         let target = std::env::var_os("CARGO_TARGET_DIR")
             .map(PathBuf::from)
             .unwrap_or_else(|| crate::root().join("target"));
@@ -145,8 +155,8 @@ impl Bins {
     }
 }
 
-/// A line saying where the numbers come from: date, cores, kernel.
-fn machine() -> String {
+/// A line saying where the numbers come from: date, commit, cores, CPU, memory, kernel.
+pub(crate) fn machine() -> String {
     let date = Command::new("date")
         .args(["-u", "+%Y-%m-%d %H:%M UTC"])
         .output()
@@ -163,6 +173,15 @@ fn machine() -> String {
                 .map(|m| m.trim_start_matches([' ', '\t', ':']).to_owned())
         })
         .unwrap_or_else(|| "unknown CPU".into());
+    let mem_gib = fs::read_to_string("/proc/meminfo")
+        .unwrap_or_default()
+        .lines()
+        .find_map(|l| l.strip_prefix("MemTotal:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<f64>().ok())
+        .map_or_else(
+            || "unknown".into(),
+            |kib| format!("{:.1}", kib / f64::from(1 << 20)),
+        );
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -179,17 +198,18 @@ fn machine() -> String {
         " with uncommitted changes"
     };
     format!(
-        "Run {date} at commit {commit}{dirty}; {cores} cores ({cpu}), Linux {}; release profile.",
+        "Run {date} at commit {commit}{dirty}; {cores} cores ({cpu}), {mem_gib} GiB memory, \
+         Linux {}; release profile.",
         kernel.trim()
     )
 }
 
 /// A scratch folder under the system's temporary folder, removed on drop.
 #[derive(Debug)]
-struct Scratch(PathBuf);
+pub(crate) struct Scratch(pub(crate) PathBuf);
 
 impl Scratch {
-    fn new(what: &str) -> Result<Scratch> {
+    pub(crate) fn new(what: &str) -> Result<Scratch> {
         let nanos = SystemTime::now()
             .duration_since(SystemTime::UNIX_EPOCH)
             .unwrap_or_default()
@@ -214,7 +234,7 @@ impl Drop for Scratch {
 }
 
 /// Sends SIGTERM to one child, by its id, and waits up to `grace` for it to exit; SIGKILL then.
-fn stop(child: &mut Child, grace: Duration) -> Result<ExitStatus> {
+pub(crate) fn stop(child: &mut Child, grace: Duration) -> Result<ExitStatus> {
     if let Some(status) = child.try_wait()? {
         return Ok(status);
     }
@@ -234,14 +254,14 @@ fn stop(child: &mut Child, grace: Duration) -> Result<ExitStatus> {
 
 /// The sandbox API in a child process, stopped on drop.
 #[derive(Debug)]
-struct Sandbox {
+pub(crate) struct Sandbox {
     child: Child,
     _stdout: BufReader<ChildStdout>,
-    url: String,
+    pub(crate) url: String,
 }
 
 impl Sandbox {
-    fn start(bins: &Bins, latency: &str, log: &Path) -> Result<Sandbox> {
+    pub(crate) fn start(bins: &Bins, latency: &str, log: &Path) -> Result<Sandbox> {
         let mut child = Command::new(&bins.sandbox)
             .args(["--port", "0", "--token", TOKEN, "--latency", latency])
             .args(["--login-source", "OPSCOM", "--login-source", "SAML"])
@@ -279,15 +299,15 @@ impl Drop for Sandbox {
 
 /// The folders of one importer set-up, and its configuration file.
 #[derive(Debug)]
-struct Setup {
-    drop_dir: PathBuf,
-    state_dir: PathBuf,
-    outbox: PathBuf,
-    config: PathBuf,
+pub(crate) struct Setup {
+    pub(crate) drop_dir: PathBuf,
+    pub(crate) state_dir: PathBuf,
+    pub(crate) outbox: PathBuf,
+    pub(crate) config: PathBuf,
 }
 
 impl Setup {
-    fn new(root: &Path, api_url: &str, concurrency: usize) -> Result<Setup> {
+    pub(crate) fn new(root: &Path, api_url: &str, concurrency: usize) -> Result<Setup> {
         let s = Setup {
             drop_dir: root.join("drop"),
             state_dir: root.join("state"),
@@ -326,35 +346,40 @@ max_file_size = "4GiB"
     }
 
     /// The records written so far (`state_dir/records.jsonl`).
-    fn records(&self) -> Result<Vec<serde_json::Value>> {
-        let path = self.state_dir.join("records.jsonl");
-        let text = fs::read_to_string(&path).unwrap_or_default();
-        text.lines()
-            .map(|l| serde_json::from_str(l).with_context(|| format!("{}: {l}", path.display())))
-            .collect()
+    pub(crate) fn records(&self) -> Result<Vec<serde_json::Value>> {
+        records(&self.state_dir)
     }
 
     /// Reports in the outbox (there should be none: every generated row is valid).
-    fn mails(&self) -> usize {
+    pub(crate) fn mails(&self) -> usize {
         fs::read_dir(&self.outbox).map_or(0, |d| d.count())
     }
 }
 
-fn field(record: &serde_json::Value, key: &str) -> u64 {
+/// The records in `state_dir/records.jsonl`.
+pub(crate) fn records(state_dir: &Path) -> Result<Vec<serde_json::Value>> {
+    let path = state_dir.join("records.jsonl");
+    let text = fs::read_to_string(&path).unwrap_or_default();
+    text.lines()
+        .map(|l| serde_json::from_str(l).with_context(|| format!("{}: {l}", path.display())))
+        .collect()
+}
+
+pub(crate) fn field(record: &serde_json::Value, key: &str) -> u64 {
     record
         .get(key)
         .and_then(serde_json::Value::as_u64)
         .unwrap_or(0)
 }
 
-fn text<'a>(record: &'a serde_json::Value, key: &str) -> &'a str {
+pub(crate) fn text<'a>(record: &'a serde_json::Value, key: &str) -> &'a str {
     record
         .get(key)
         .and_then(serde_json::Value::as_str)
         .unwrap_or("")
 }
 
-fn tail(path: &Path) -> String {
+pub(crate) fn tail(path: &Path) -> String {
     let log = fs::read_to_string(path).unwrap_or_default();
     let lines: Vec<&str> = log.lines().collect();
     lines[lines.len().saturating_sub(20)..].join("\n")
@@ -402,12 +427,12 @@ impl Upload {
 }
 
 /// Nearest-rank percentile of sorted `xs`.
-fn percentile(xs: &[Duration], p: f64) -> Duration {
+pub(crate) fn percentile(xs: &[Duration], p: f64) -> Duration {
     let rank = ((p / 100.0) * xs.len() as f64).ceil() as usize;
     xs[rank.clamp(1, xs.len()) - 1]
 }
 
-fn ms(d: Duration) -> String {
+pub(crate) fn ms(d: Duration) -> String {
     format!("{:.0} ms", d.as_secs_f64() * 1000.0)
 }
 
@@ -492,7 +517,7 @@ fn latency(bins: &Bins, opts: &Opts) -> Result<String> {
     Ok(out)
 }
 
-fn median(xs: &[u64]) -> u64 {
+pub(crate) fn median(xs: &[u64]) -> u64 {
     let mut v = xs.to_vec();
     v.sort_unstable();
     v.get(v.len() / 2).copied().unwrap_or(0)
@@ -627,39 +652,20 @@ fn one_rss(bins: &Bins, rows: u64) -> Result<RssRun> {
         f.set_modified(SystemTime::now() - Duration::from_secs(120))?;
     }
     let file_bytes = fs::metadata(&file)?.len();
-    let time_out = scratch.0.join("time.txt");
     let log = scratch.0.join("import.log");
     eprintln!("rss: opscom-import once ({} MiB)", file_bytes >> 20);
-    let start = Instant::now();
-    let status = Command::new("/usr/bin/time")
-        .args(["-f", "%M %U %S", "-o"])
-        .arg(&time_out)
-        .arg(&bins.import)
-        .args(["--log-format", "json", "once", "--config"])
-        .arg(&setup.config)
-        .stdin(Stdio::null())
-        .stdout(Stdio::null())
-        .stderr(File::create(&log)?)
-        .status()
-        .context("cannot run /usr/bin/time (Debian package `time`)")?;
-    let wall = start.elapsed();
+    let args = ["--log-format", "json", "once", "--config"]
+        .map(OsString::from)
+        .into_iter()
+        .chain([setup.config.clone().into_os_string()])
+        .collect::<Vec<_>>();
+    let t = timed(&bins.import, &args, &log, RSS_TIMEOUT)?;
     ensure!(
-        status.success(),
-        "opscom-import once exited with {status}; log:\n{}",
+        t.status.success(),
+        "opscom-import once exited with {}; log:\n{}",
+        t.status,
         tail(&log)
     );
-    let time = fs::read_to_string(&time_out)?;
-    let nums: Vec<f64> = time
-        .lines()
-        .last()
-        .unwrap_or("")
-        .split_whitespace()
-        .map(str::parse)
-        .collect::<Result<_, _>>()
-        .with_context(|| format!("unexpected /usr/bin/time output {time:?}"))?;
-    let [max_rss_kib, user, sys] = nums[..] else {
-        bail!("unexpected /usr/bin/time output {time:?}");
-    };
     let records = setup.records()?;
     let [record] = &records[..] else {
         bail!("expected one record, got {records:?}");
@@ -677,10 +683,10 @@ fn one_rss(bins: &Bins, rows: u64) -> Result<RssRun> {
     );
     Ok(RssRun {
         file_bytes,
-        max_rss_kib: max_rss_kib as u64,
+        max_rss_kib: t.max_rss_kib,
         processing: Duration::from_millis(field(record, "duration_ms").max(1)),
-        wall,
-        cpu_secs: user + sys,
+        wall: t.wall,
+        cpu_secs: t.cpu_secs,
     })
 }
 
@@ -750,17 +756,17 @@ const CITIES: &[(&str, &str, &str)] = &[
 
 /// splitmix64: small, deterministic, good enough for test data.
 #[derive(Debug)]
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
-    fn next(&mut self) -> u64 {
+    pub(crate) fn next(&mut self) -> u64 {
         self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
         let mut z = self.0;
         z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
         z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
         z ^ (z >> 31)
     }
-    fn below(&mut self, n: u64) -> u64 {
+    pub(crate) fn below(&mut self, n: u64) -> u64 {
         self.next() % n
     }
     fn pick<'a, T>(&mut self, xs: &'a [T]) -> &'a T {
@@ -784,7 +790,7 @@ fn cell(out: &mut String, value: &str, force: bool) {
 }
 
 /// Writes a CSV of `rows` valid users with ids `first_id..first_id + rows` (BOM, CRLF).
-fn write_csv(w: &mut impl Write, first_id: u64, rows: u64) -> Result<()> {
+pub(crate) fn write_csv(w: &mut impl Write, first_id: u64, rows: u64) -> Result<()> {
     w.write_all("\u{feff}".as_bytes())?;
     w.write_all(HEADER.as_bytes())?;
     w.write_all(b"\r\n")?;

@@ -2,14 +2,17 @@
 //!
 //! - `test`: the README's test command — makes sure the real servers the tests need are installed
 //!   (an SMTP server, aiosmtpd; OpenSSH's sshd for the end-to-end test), then runs the whole suite.
-//! - `bench`: the benchmarks that feed `docs/benchmarks.md`.
+//! - `bench`: the benchmarks that feed `docs/benchmarks.md` (`bench tenants`, many tenants and
+//!   many files, only when named: it takes minutes).
 //! - `fuzz [SECONDS]`: the cargo-fuzz target for read + map + validate (not part of CI).
 //! - `lint`: `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
 //!
 //! The tidy checks (dependency rules between crates, `//!` headers) are `#[test]`s in `tidy.rs`, so
 //! plain `cargo test` runs them.
 
+mod bench_proc;
 mod bench_service;
+mod bench_tenants;
 mod deps;
 mod e2e;
 #[cfg(test)]
@@ -46,7 +49,11 @@ cargo xtask <command>
 
   test [ARGS…]   install the test servers if missing (aiosmtpd; sshd), then `cargo test --workspace ARGS…`
   lint           cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
-  bench [NAME]   run the benchmarks (csv, api, service [ARGS]; default all) and print their reports
+  bench [NAME]   run the benchmarks (csv, api, service [ARGS]; default these three) and print their reports
+  bench tenants [once] [run] [files] [--tenants 1000,10000] [--runs N] [--run-tenants N]
+                 [--uploads N] [--idle-secs S] [--files 1000,2000,10000] [--timeout SECS] [--no-build]
+                 many idle tenants (`once`; `run`: pickup latency, idle CPU) and many files in one
+                 folder; slow (minutes), so only run when named, never by a bare `bench`
   fuzz [SECS]    run the read+map+validate fuzz target for SECS seconds (default 60; installs cargo-fuzz)
   e2e            only the end-to-end test through OpenSSH's sshd and sftp (as root; installs sshd)";
 
@@ -101,10 +108,12 @@ fn lint() -> Result<()> {
 }
 
 fn bench(rest: &[String]) -> Result<()> {
-    if let Some((first, more)) = rest.split_first()
-        && first == "service"
-    {
-        return bench_service::run(more);
+    if let Some((first, more)) = rest.split_first() {
+        match first.as_str() {
+            "service" => return bench_service::run(more),
+            "tenants" => return bench_tenants::run(more),
+            _ => {}
+        }
     }
     let all = [
         ("csv", "opscom-csv", "throughput"),
@@ -115,7 +124,7 @@ fn bench(rest: &[String]) -> Result<()> {
         .filter(|(name, ..)| rest.is_empty() || rest.iter().any(|r| r == name))
         .collect();
     if wanted.is_empty() {
-        bail!("unknown benchmark; choose from: csv, api, service");
+        bail!("unknown benchmark; choose from: csv, api, service, tenants");
     }
     for (_, package, bench) in wanted {
         run(cargo().args(["bench", "-p", package, "--bench", bench]))?;
