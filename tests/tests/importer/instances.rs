@@ -334,3 +334,45 @@ fn a_tenant_whose_folder_breaks_is_paused_and_logged_once_while_the_others_go_on
         .wait(Duration::from_secs(20))
         .expect_code(0, "run after SIGTERM");
 }
+
+#[test]
+fn an_unreadable_drop_folder_pauses_its_tenant_and_the_others_go_on() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.tenant("fine", &sandbox.url());
+    lab.tenant("locked", &sandbox.url());
+    assert!(
+        lab.run_unprivileged(),
+        "this test runs the importer as `nobody`, so the suite must run as root (as CI does)"
+    );
+    lab.upload("fine", "a.csv", &roster("F", 3));
+    lab.upload("locked", "b.csv", &roster("L", 3));
+    let config = lab.write_config();
+    // `command` hands the lab to `nobody`; then the folder is closed to everyone but root.
+    let mut once = lab.command(&["once", "--config", &config.to_string_lossy()]);
+    std::fs::set_permissions(
+        lab.drop_dir("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o000),
+    )
+    .expect("close the folder");
+    let out = once.output().expect("run once");
+    let stderr = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(3), "a paused tenant waits:\n{stderr}");
+    assert!(lab.bak("fine").contains_key("a.csv"), "{stderr}");
+    let paused: Vec<_> = stderr
+        .lines()
+        .filter(|l| l.contains("tenant paused"))
+        .collect();
+    assert_eq!(paused.len(), 1, "{stderr}");
+    assert!(
+        paused[0].contains("locked") && paused[0].contains("Permission denied"),
+        "{stderr}"
+    );
+    std::fs::set_permissions(
+        lab.drop_dir("locked"),
+        std::os::unix::fs::PermissionsExt::from_mode(0o770),
+    )
+    .expect("open the folder again");
+    assert!(lab.drop_dir("locked").join("b.csv").exists(), "nothing lost");
+}
