@@ -358,7 +358,11 @@ fn an_unreadable_drop_folder_pauses_its_tenant_and_the_others_go_on() {
     .expect("close the folder");
     let out = once.output().expect("run once");
     let stderr = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(3), "a paused tenant waits:\n{stderr}");
+    assert_eq!(
+        out.status.code(),
+        Some(3),
+        "a paused tenant waits:\n{stderr}"
+    );
     assert!(lab.bak("fine").contains_key("a.csv"), "{stderr}");
     let paused: Vec<_> = stderr
         .lines()
@@ -374,5 +378,8 @@ fn an_unreadable_drop_folder_pauses_its_tenant_and_the_others_go_on() {
         std::os::unix::fs::PermissionsExt::from_mode(0o770),
     )
     .expect("open the folder again");
-    assert!(lab.drop_dir("locked").join("b.csv").exists(), "nothing lost");
+    assert!(
+        lab.drop_dir("locked").join("b.csv").exists(),
+        "nothing lost"
+    );
 }
