@@ -3,6 +3,7 @@
 
 mod demo;
 mod progress;
+mod status;
 mod validate;
 
 use std::path::PathBuf;
@@ -14,9 +15,9 @@ use opscom_pipeline::Service;
 use opscom_pipeline::config::{Config, ConfigError};
 use tokio::sync::watch;
 
-/// Imports clients' CSV user files from their SFTP drop folders into OPSCOM.
+/// The command line; `ABOUT` opens `--help`.
 #[derive(Debug, Parser)]
-#[command(name = "opscom-import", version, about, long_about = None)]
+#[command(name = "opscom-import", version, about = ABOUT, long_about = None)]
 struct Cli {
     /// Log format on stderr.
     #[arg(long, global = true, value_enum, default_value_t = LogFormat::Human)]
@@ -24,6 +25,11 @@ struct Cli {
     #[command(subcommand)]
     command: Command,
 }
+
+/// What the program does, for an operator: the first lines of `--help`.
+const ABOUT: &str = "Imports your clients' user lists into OPSCOM: every CSV file a client uploads to its \
+SFTP folder is checked, each user is created or updated, and the client gets an e-mail listing the \
+users that could not be imported, with the reason. Try `opscom-import demo` to see one import.";
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, ValueEnum)]
 enum LogFormat {
@@ -59,6 +65,32 @@ enum Command {
     /// Run a full import of a built-in sample against an in-process sandbox API and a mail
     /// outbox in a temporary folder, and show what happened.
     Demo,
+    /// Each tenant's last file, files waiting and why, unsent reports, alerts, last problem.
+    /// Reads only; works while `run` runs. 0, or 2 bad config or unknown tenant.
+    Status {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// Only this tenant.
+        tenant: Option<String>,
+        /// Print the answer as JSON on stdout (see docs/operating.md, "Status and history").
+        #[arg(long)]
+        json: bool,
+    },
+    /// A tenant's last files from the records, newest first. 0, or 2 bad config or unknown tenant.
+    History {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The tenant.
+        tenant: String,
+        /// How many files at most.
+        #[arg(long, default_value_t = opscom_pipeline::status::DEFAULT_HISTORY_LIMIT)]
+        limit: usize,
+        /// Print the answer as JSON on stdout (see docs/operating.md, "Status and history").
+        #[arg(long)]
+        json: bool,
+    },
 }
 
 /// Exit statuses of the contract (`docs/product-spec.md`).
@@ -80,6 +112,17 @@ fn main() -> ExitCode {
         Command::Once { config } => runtime().block_on(once(config)),
         Command::Run { config } => runtime().block_on(run(config)),
         Command::Demo => runtime().block_on(demo::run()),
+        Command::Status {
+            config,
+            tenant,
+            json,
+        } => status::status(&config, tenant.as_deref(), json),
+        Command::History {
+            config,
+            tenant,
+            limit,
+            json,
+        } => status::history(&config, &tenant, limit, json),
     }
 }
 

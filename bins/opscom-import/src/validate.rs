@@ -185,5 +185,11 @@ pub fn headers_table() -> String {
             a.name, names, required, a.limit
         );
     }
+    if opscom_schema::attributes().any(|a| a.inferred) {
+        let _ = writeln!(
+            out,
+            "\n(inferred): OPSCOM's public API documentation does not show this name or limit; it is our best reading of it, and the API may differ."
+        );
+    }
     out
 }

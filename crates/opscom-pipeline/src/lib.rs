@@ -11,6 +11,7 @@ pub mod journal;
 pub mod record;
 mod report;
 mod service;
+pub mod status;
 mod tenant;
 
 pub use file::DeferReason;

@@ -201,6 +201,13 @@ fn headers_lists_every_possible_name() {
     }
     assert!(count >= 20, "the schema lists its names ({count})");
     assert!(run.stdout.contains("import_error"), "{}", run.stdout);
+    // "(inferred)" is explained once.
+    assert_eq!(
+        run.stdout.matches("(inferred):").count(),
+        1,
+        "{}",
+        run.stdout
+    );
 }
 
 #[test]
@@ -213,9 +220,19 @@ fn every_command_has_help() {
         &["validate", "--help"],
         &["headers", "--help"],
         &["demo", "--help"],
+        &["status", "--help"],
+        &["history", "--help"],
     ] {
         let run = lab.run_to_end(command);
         run.expect_code(0, &format!("{command:?}"));
         assert!(run.stdout.contains("Usage"), "{command:?}:\n{}", run.stdout);
     }
+    // An operator first reads what the program does for them.
+    let help = lab.run_to_end(&["--help"]);
+    assert!(
+        help.stdout
+            .starts_with("Imports your clients' user lists into OPSCOM"),
+        "{}",
+        help.stdout
+    );
 }
