@@ -402,6 +402,8 @@ pub struct Lab {
     pub interval: String,
     /// The tenants, in configuration order.
     pub tenants: Vec<TenantSetup>,
+    /// More TOML, written after `[mail]` and before the tenants (`[metrics]`…).
+    pub extra_toml: String,
     unprivileged: Option<PathBuf>,
     runs: AtomicU32,
 }
@@ -420,6 +422,7 @@ impl Lab {
             settle: "1s".into(),
             interval: "5m".into(),
             tenants: Vec::new(),
+            extra_toml: String::new(),
             unprivileged: None,
             runs: AtomicU32::new(0),
             root,
@@ -479,6 +482,9 @@ impl Lab {
             toml_str(&self.settle)
         );
         let _ = writeln!(t, "\n[mail]\nsmtp_url = {}", toml_str(&self.smtp_url));
+        if !self.extra_toml.is_empty() {
+            let _ = writeln!(t, "\n{}", self.extra_toml);
+        }
         for tenant in &self.tenants {
             let _ = writeln!(t, "\n[[tenant]]");
             let _ = writeln!(t, "name = {}", toml_str(&tenant.name));

@@ -67,6 +67,7 @@ async fn demo() -> anyhow::Result<()> {
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(20),
         }],
+        metrics: None,
     };
     let service = Service::from_config(config).map_err(|problems| {
         anyhow::anyhow!(

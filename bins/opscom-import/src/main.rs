@@ -213,6 +213,16 @@ async fn run(config: PathBuf) -> ExitCode {
         Ok(s) => Arc::new(s),
         Err(code) => return code,
     };
+    // Bound before the loop starts: a port in use is a start-up error (exit 2).
+    let _metrics = match service.serve_metrics().await {
+        Ok(server) => server,
+        Err(problems) => {
+            return config_failed(ConfigError {
+                path: config,
+                problems,
+            });
+        }
+    };
     reload_on_sighup(Arc::clone(&service), config);
     match service.run(shutdown_on_signals()).await {
         Ok(()) => ExitCode::SUCCESS,

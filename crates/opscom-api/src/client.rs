@@ -152,8 +152,19 @@ impl HttpPushClient {
         self.inner.push_url.as_str()
     }
 
-    /// One request. `body` is shared (a reference count), not copied, across attempts.
+    /// One request, timed for the transport's observer, if it has one.
     async fn attempt(&self, body: &Bytes) -> Answer {
+        let Some(observer) = &self.inner.transport.config.observer else {
+            return self.request(body).await;
+        };
+        let started = Instant::now();
+        let answer = self.request(body).await;
+        observer.request_finished(started.elapsed());
+        answer
+    }
+
+    /// One request. `body` is shared (a reference count), not copied, across attempts.
+    async fn request(&self, body: &Bytes) -> Answer {
         let inner = &self.inner;
         let sent = inner
             .transport

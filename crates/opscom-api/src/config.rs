@@ -2,6 +2,7 @@
 
 use std::fmt;
 use std::num::NonZeroU32;
+use std::sync::Arc;
 use std::time::Duration;
 
 use secrecy::SecretString;
@@ -88,16 +89,31 @@ pub struct TransportConfig {
     pub pool_idle_timeout: Duration,
     /// TCP keep-alive probes on open connections.
     pub tcp_keepalive: Duration,
+    /// Told the duration of every HTTP request made through the transport (each attempt,
+    /// retries included), for metrics; `None`: nothing is told.
+    pub observer: Option<Arc<dyn RequestObserver>>,
+}
+
+/// Told how long each HTTP request to the API took: from sending it to the end of its answer
+/// (or the transport error). Called on the request's task, once per attempt, so it must be
+/// cheap and must not block: an atomic update or a histogram's observation.
+///
+/// A hook for the caller's metrics, so that this crate depends on no metrics library.
+pub trait RequestObserver: Send + Sync + fmt::Debug {
+    /// One request finished (answered, refused or failed) after `duration`.
+    fn request_finished(&self, duration: Duration);
 }
 
 impl Default for TransportConfig {
-    /// 10 s connect, 512 idle connections per host kept 90 s, TCP keep-alive every 60 s.
+    /// 10 s connect, 512 idle connections per host kept 90 s, TCP keep-alive every 60 s, no
+    /// observer.
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
             pool_max_idle_per_host: 512,
             pool_idle_timeout: Duration::from_secs(90),
             tcp_keepalive: Duration::from_secs(60),
+            observer: None,
         }
     }
 }

@@ -51,7 +51,7 @@ mod model;
 
 pub use classify::{MAX_ANSWER_BYTES, MAX_MESSAGE_CHARS};
 pub use client::{HttpPushClient, HttpTransport};
-pub use config::{BuildError, ClientConfig, PUSH_PATH, TransportConfig};
+pub use config::{BuildError, ClientConfig, PUSH_PATH, RequestObserver, TransportConfig};
 pub use model::{ApiError, PushOutcome, TransientCause, UnreachableError, UserRecord};
 pub use secrecy::SecretString;
 

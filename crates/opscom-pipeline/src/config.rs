@@ -35,6 +35,15 @@ pub struct Config {
     pub mail: MailSettings,
     /// The clients, each with its own drop folder, token and addresses.
     pub tenants: Vec<Tenant>,
+    /// The `[metrics]` table: where `run` serves `/metrics` and `/healthz`; `None`: no listener.
+    pub metrics: Option<MetricsSettings>,
+}
+
+/// The `[metrics]` table.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct MetricsSettings {
+    /// The socket address `run` listens on for `/metrics` and `/healthz` (`127.0.0.1:9464`).
+    pub listen: std::net::SocketAddr,
 }
 
 /// The `[schedule]` table.
@@ -213,7 +222,8 @@ fn absolute(base: &Path, p: &str) -> PathBuf {
 }
 
 // The keys of each table; any other key is reported, with the closest of these as a hint.
-const TOP_KEYS: &[&str] = &["state_dir", "schedule", "mail", "tenant"];
+const TOP_KEYS: &[&str] = &["state_dir", "schedule", "mail", "tenant", "metrics"];
+const METRICS_KEYS: &[&str] = &["listen"];
 const SCHEDULE_KEYS: &[&str] = &["interval", "settle"];
 const MAIL_KEYS: &[&str] = &["smtp_url", "smtp_password_env", "outbox_dir"];
 const TENANT_KEYS: &[&str] = &[
@@ -251,6 +261,7 @@ fn check(
     let (mail, outbox_place) = check_mail(&top, base, env, problems);
     let state = state_dir.as_ref().map(|(dir, _)| dir.as_path());
     let (tenants, folders) = check_tenants(&top, state, base, env, problems);
+    let metrics = check_metrics(top.table(problems, "metrics"), problems);
     let outbox = match (&mail, &outbox_place) {
         (MailSettings::Outbox { dir }, Some(place)) => Some((dir.as_path(), place)),
         _ => None,
@@ -264,6 +275,27 @@ fn check(
         schedule,
         mail,
         tenants,
+        metrics,
+    }
+}
+
+/// The `[metrics]` table: `None` when it is absent (no listener) or unusable (reported).
+fn check_metrics(
+    table: Option<Table<'_, '_>>,
+    problems: &mut Problems<'_>,
+) -> Option<MetricsSettings> {
+    let t = table?;
+    t.unknown_keys(problems, METRICS_KEYS, "[metrics]");
+    let text = t.required_string(problems, "listen")?;
+    match text.trim().parse() {
+        Ok(listen) => Some(MetricsSettings { listen }),
+        Err(_) => {
+            let reason = format!(
+                "`{text}` is not a socket address like \"127.0.0.1:9464\" or \"[::1]:9464\""
+            );
+            t.problem(problems, "listen", reason);
+            None
+        }
     }
 }
 

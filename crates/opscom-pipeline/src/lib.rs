@@ -8,6 +8,7 @@
 pub mod config;
 mod file;
 pub mod journal;
+pub mod metrics;
 pub mod record;
 mod report;
 mod service;

@@ -24,6 +24,7 @@ use tracing::{info, warn};
 
 use crate::Progress;
 use crate::config::{Config, MailSettings, Problem, Tenant};
+use crate::metrics::{Metrics, MetricsServer};
 use crate::tenant::{TenantPass, TenantRunner, create_private_dir};
 
 /// A runner as the service holds it: the traits behind `Arc<dyn …>`.
@@ -60,6 +61,8 @@ struct Inner {
     progress: Option<Arc<dyn Progress>>,
     /// Set while `run` runs: the scheduler's controls and the file watcher.
     running: Mutex<Option<Running>>,
+    /// Counted by every tenant's runner; served by `run` on `[metrics] listen`.
+    metrics: Metrics,
 }
 
 struct State {
@@ -117,7 +120,10 @@ impl Service {
     pub fn from_config(config: Config) -> Result<Service, Vec<Problem>> {
         // One connection pool and TLS configuration (root certificates loaded once) for every
         // tenant; each tenant's client adds only its URL, token and limits.
-        let transport = HttpTransport::new(TransportConfig::default()).map_err(|e| {
+        let metrics = Metrics::new();
+        let mut transport_config = TransportConfig::default();
+        transport_config.observer = Some(metrics.request_observer());
+        let transport = HttpTransport::new(transport_config).map_err(|e| {
             vec![Problem {
                 key: "tenant".into(),
                 reason: format!("cannot set up the HTTPS client: {e}"),
@@ -133,7 +139,8 @@ impl Service {
                 .map_err(|e| e.to_string())
         };
         let mailer = build_mailer(&config.mail)?;
-        Service::build(config, Box::new(apis), mailer, None, Arc::new(SystemClock))
+        let clock = Arc::new(SystemClock);
+        Service::build(config, Box::new(apis), mailer, None, clock, metrics)
     }
 
     /// Builds the service from parts: each tenant of `config` with its API, one mailer, one
@@ -183,6 +190,7 @@ impl Service {
             Arc::clone(&mailer),
             Some(mailer),
             clock,
+            Metrics::new(),
         )
     }
 
@@ -192,6 +200,7 @@ impl Service {
         mailer: Arc<dyn Mailer>,
         fixed_mailer: Option<Arc<dyn Mailer>>,
         clock: Arc<dyn Clock>,
+        metrics: Metrics,
     ) -> Result<Service, Vec<Problem>> {
         if let Err(e) = create_private_dir(&config.state_dir) {
             return Err(vec![Problem {
@@ -211,6 +220,7 @@ impl Service {
             clock,
             progress: None,
             running: Mutex::new(None),
+            metrics,
         };
         let mut problems = Vec::new();
         let mut slots = BTreeMap::new();
@@ -261,6 +271,24 @@ impl Service {
         Service {
             inner: Arc::new(inner),
         }
+    }
+
+    /// The service's metrics (counted whether or not `[metrics]` is configured).
+    pub fn metrics(&self) -> Metrics {
+        self.inner.metrics.clone()
+    }
+
+    /// Serves `/metrics` and `/healthz` on `[metrics] listen`, when configured, until the
+    /// returned server is dropped. For `run`: call it before [`run`](Self::run). A port in use
+    /// is a problem of `metrics.listen`.
+    pub async fn serve_metrics(&self) -> Result<Option<MetricsServer>, Vec<Problem>> {
+        let Some(settings) = self.inner.state().config.metrics else {
+            return Ok(None);
+        };
+        MetricsServer::start(settings.listen, self.metrics())
+            .await
+            .map(Some)
+            .map_err(|p| vec![p])
     }
 
     /// The configuration the service runs now.
@@ -348,6 +376,9 @@ impl Service {
             );
         }
         *self.inner.running() = Some(running);
+        self.inner.metrics.loop_started(cfg.interval, keys.len());
+        // Whatever ends the loop (shutdown or a panic), `/healthz` says it stopped.
+        let _stopped = LoopStopped(&self.inner.metrics);
 
         let inner = Arc::clone(&self.inner);
         let pass_shutdown = shutdown.clone();
@@ -382,6 +413,14 @@ impl Service {
         let inner = &self.inner;
         let mut state = inner.state();
         let mut problems = Vec::new();
+        if config.metrics != state.config.metrics {
+            problems.push(Problem {
+                key: "metrics".into(),
+                reason:
+                    "[metrics] cannot change while the service runs; restart it to use the new one"
+                        .into(),
+            });
+        }
         if config.state_dir != state.config.state_dir {
             problems.push(Problem {
                 key: "state_dir".into(),
@@ -446,6 +485,7 @@ impl Service {
         for name in &removed {
             if let Some(slot) = state.slots.remove(name) {
                 slot.runner.retire();
+                inner.metrics.forget_tenant(name);
                 if let Some(r) = running.as_mut() {
                     let _ = r.control.send(Control::Remove(slot.key));
                     r.unwatch(slot.key);
@@ -478,6 +518,9 @@ impl Service {
         if schedule_changed && let Some(r) = running.as_ref() {
             let _ = r.control.send(Control::Schedule(schedule_of(&config)));
         }
+        inner
+            .metrics
+            .schedule_changed(config.schedule.interval, config.tenants.len());
         state.mailer = mailer;
         state.config = config;
         Ok(reloaded)
@@ -511,6 +554,7 @@ impl Inner {
             &config.state_dir,
             config.schedule.settle,
         );
+        let runner = runner.with_metrics(self.metrics.tenant(&tenant.name));
         Ok(Arc::new(match &self.progress {
             Some(p) => runner.with_progress(Arc::clone(p)),
             None => runner,
@@ -536,6 +580,7 @@ impl Inner {
                 return;
             };
             let pass = runner.pass(shutdown.clone()).await;
+            self.metrics.pass_completed();
             crate::log_pass(&pass);
             if *shutdown.borrow() {
                 return;
@@ -590,6 +635,15 @@ impl Running {
         if let Some(w) = self.watcher.as_mut() {
             w.unwatch(key);
         }
+    }
+}
+
+/// Tells the metrics that the scheduler loop stopped, when dropped.
+struct LoopStopped<'a>(&'a Metrics);
+
+impl Drop for LoopStopped<'_> {
+    fn drop(&mut self) {
+        self.0.loop_stopped();
     }
 }
 

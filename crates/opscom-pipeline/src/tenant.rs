@@ -19,6 +19,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::Tenant;
 use crate::file::{self, DeferReason, FileContext, FileOutcome};
+use crate::metrics::{TenantMetrics, Waiting};
 use crate::record::{FileRecord, Records};
 use crate::report::ReportSink;
 use crate::{NoProgress, Progress};
@@ -72,6 +73,8 @@ pub struct TenantRunner<A: ?Sized, M: ?Sized, C: ?Sized> {
     paused: std::sync::Mutex<Option<String>>,
     /// Replaced or removed by a reload: take no further file.
     retired: AtomicBool,
+    /// Where files, rows, waiting files and unsent reports are counted, if anywhere.
+    metrics: Option<TenantMetrics>,
 }
 
 impl<A, M, C> TenantRunner<A, M, C>
@@ -101,7 +104,14 @@ where
             checked: AtomicBool::new(false),
             paused: std::sync::Mutex::new(None),
             retired: AtomicBool::new(false),
+            metrics: None,
         }
+    }
+
+    /// Counts this tenant's files, rows, waiting files and unsent reports in `metrics`.
+    pub fn with_metrics(mut self, metrics: TenantMetrics) -> Self {
+        self.metrics = Some(metrics);
+        self
     }
 
     /// Reports progress of rows to `progress` (a terminal's progress bar).
@@ -263,11 +273,22 @@ where
             let _ = std::fs::remove_file(self.marker(BAK_MARKER));
             let next = match self.next_file(folder, now, &mut listing, &mut pass.settling) {
                 Ok(Some(c)) => c,
-                Ok(None) => return,
+                Ok(None) => {
+                    // Nothing is claimed any more: nothing waits.
+                    self.note_waiting(None, Some(false));
+                    return;
+                }
                 Err(e) => {
                     pass.fault = Some(e);
                     return;
                 }
+            };
+            // In progress: claimed; whether it was deferred stays as its last pass left it.
+            self.note_waiting(Some(folder), None);
+            let beating = self.metrics.as_ref().map(|m| m.beating(&*self.progress));
+            let progress: &dyn Progress = match &beating {
+                Some(b) => b,
+                None => &*self.progress,
             };
             let cx = FileContext {
                 tenant: &self.tenant,
@@ -278,10 +299,11 @@ where
                 settle: self.settle,
                 now,
                 shutdown: shutdown.clone(),
-                progress: &*self.progress,
+                progress,
             };
             let outcome = file::process(cx, &next).await;
             self.progress.file_finished();
+            self.count_file(&outcome);
             match outcome {
                 FileOutcome::Archived {
                     record,
@@ -304,6 +326,7 @@ where
                     self.report_deferral(reports, &reason, &record);
                     pass.files.push(record);
                     pass.deferred = true;
+                    self.note_waiting(Some(folder), Some(true));
                     return;
                 }
             }
@@ -402,10 +425,38 @@ where
         }
     }
 
+    /// Counts a processed file in the metrics.
+    fn count_file(&self, outcome: &FileOutcome) {
+        let Some(m) = &self.metrics else { return };
+        let record = match outcome {
+            FileOutcome::Archived { record, .. } | FileOutcome::Deferred { record, .. } => record,
+        };
+        let now = self.clock.now();
+        m.file_done(record.outcome, record.rows_ok, record.rows_failed, now);
+    }
+
+    /// Sets the tenant's waiting files in the metrics: those claimed now (none when `folder`
+    /// is `None`), and whether the claimed file was just deferred (`None`: unchanged).
+    fn note_waiting(&self, folder: Option<&DropFolder>, deferred: Option<bool>) {
+        let Some(m) = &self.metrics else { return };
+        let claimed = match folder.map(DropFolder::claimed) {
+            Some(Ok(claimed)) => claimed.len() as u64,
+            Some(Err(_)) => return, // unknown: keep the last values
+            None => 0,
+        };
+        m.set_waiting(Waiting::Claimed, claimed);
+        if let Some(deferred) = deferred {
+            m.set_waiting(Waiting::Deferred, u64::from(deferred && claimed > 0));
+        }
+    }
+
     /// Sends what waits in the spool; true when nothing is left.
     async fn deliver(&self, reports: &ReportSink) -> bool {
         match reports.deliver(&*self.mailer).await {
             Ok(stats) => {
+                if let Some(m) = &self.metrics {
+                    m.unsent_reports(stats.still_pending);
+                }
                 if stats.still_pending > 0 {
                     warn!(tenant = %self.tenant.name, pending = stats.still_pending, error = ?stats.last_error, "reports kept for a later pass");
                 }

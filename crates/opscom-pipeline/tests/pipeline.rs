@@ -190,6 +190,7 @@ impl Fixture {
                 dir: self.root.join("outbox"),
             },
             tenants,
+            metrics: None,
         };
         let apis = config
             .tenants

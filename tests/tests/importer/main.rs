@@ -10,4 +10,5 @@ mod concurrency;
 mod faults;
 mod instances;
 mod lifecycle;
+mod metrics;
 mod status;

@@ -308,7 +308,7 @@ smtp_pasword_env = "SMTP_PASSWORD"
     );
     let reasons: Vec<&str> = err.problems.iter().map(|p| p.reason.as_str()).collect();
     let expect = [
-        "unknown key in the top level (its keys are state_dir, schedule, mail, tenant)",
+        "unknown key in the top level (its keys are state_dir, schedule, mail, tenant, metrics)",
         "unknown key in [schedule]; did you mean `settle`?",
         "unknown key in [mail]; did you mean `smtp_password_env`?",
         "unknown key in [[tenant]]; did you mean `concurrency`?",
@@ -433,6 +433,7 @@ failed_import_email = "it@globex.edu"
                 api_retry_budget: Duration::from_secs(20),
             },
         ],
+        metrics: None,
     };
     // Secrets print redacted, so they are compared apart.
     assert_eq!(format!("{c:?}"), format!("{expected:?}"));
