@@ -6,7 +6,7 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Stdio};
 
-use anyhow::{Result, bail};
+use anyhow::{Context, Result, bail};
 
 use crate::{root, run};
 
@@ -70,4 +70,34 @@ pub(crate) fn smtp_server_python() -> Result<PathBuf> {
          Fix: `python3 -m venv target/tools/venv && target/tools/venv/bin/pip install aiosmtpd`, \
          or as root `apt-get install python3-aiosmtpd`, then run `cargo xtask test` again."
     )
+}
+
+/// The `cargo-machete` binary (unused dependencies), installed into `target/tools` from crates.io
+/// when it is missing.
+pub(crate) fn cargo_machete() -> Result<PathBuf> {
+    let tools = root().join("target/tools");
+    let bin = tools.join("bin/cargo-machete");
+    if bin.is_file() {
+        return Ok(bin);
+    }
+    eprintln!("cargo-machete (the unused-dependency check) is missing: installing it");
+    run(
+        Command::new(std::env::var_os("CARGO").unwrap_or_else(|| "cargo".into()))
+            .args([
+                "install",
+                "--locked",
+                "--version",
+                "0.9.2",
+                "cargo-machete",
+                "--root",
+            ])
+            .arg(&tools),
+    )
+    .with_context(|| {
+        format!(
+            "cannot install cargo-machete. Fix: `cargo install --locked cargo-machete --root {}`",
+            tools.display()
+        )
+    })?;
+    Ok(bin)
 }

@@ -5,7 +5,8 @@
 //! - `bench`: the benchmarks that feed `docs/benchmarks.md` (`bench tenants`, many tenants and
 //!   many files, only when named: it takes minutes).
 //! - `fuzz [SECONDS]`: the cargo-fuzz target for read + map + validate (not part of CI).
-//! - `lint`: `cargo fmt --check` and `cargo clippy --all-targets -D warnings`.
+//! - `lint`: `cargo fmt --check`, `cargo clippy --all-targets -D warnings` and `cargo-machete`
+//!   (unused dependencies).
 //!
 //! The tidy checks (dependency rules between crates, `//!` headers) are `#[test]`s in `tidy.rs`, so
 //! plain `cargo test` runs them.
@@ -48,7 +49,8 @@ const HELP: &str = "\
 cargo xtask <command>
 
   test [ARGS…]   install the test servers if missing (aiosmtpd; sshd), then `cargo test --workspace ARGS…`
-  lint           cargo fmt --check and cargo clippy --workspace --all-targets -- -D warnings
+  lint           cargo fmt --check, cargo clippy --workspace --all-targets -- -D warnings, and
+                 cargo-machete (unused dependencies; installed into target/tools when missing)
   bench [NAME]   run the benchmarks (csv, api, service [ARGS]; default these three) and print their reports
   bench tenants [once] [run] [files] [--tenants 1000,10000] [--runs N] [--run-tenants N]
                  [--uploads N] [--idle-secs S] [--files 1000,2000,10000] [--timeout SECS] [--no-build]
@@ -104,7 +106,10 @@ fn lint() -> Result<()> {
         "--",
         "-D",
         "warnings",
-    ]))
+    ]))?;
+    // Dependencies a crate declares but never uses (cargo-machete; a deliberate one is listed
+    // under `[package.metadata.cargo-machete] ignored` with its reason).
+    run(&mut Command::new(deps::cargo_machete()?))
 }
 
 fn bench(rest: &[String]) -> Result<()> {
