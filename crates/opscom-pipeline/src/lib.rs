@@ -8,8 +8,10 @@
 pub mod config;
 mod file;
 pub mod journal;
+mod private;
 pub mod record;
 mod report;
+mod retention;
 mod service;
 mod tenant;
 

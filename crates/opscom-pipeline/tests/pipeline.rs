@@ -171,6 +171,7 @@ impl Fixture {
             max_file_size: 1 << 20,
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(1),
+            bak_retention: None,
         }
     }
 
@@ -190,6 +191,7 @@ impl Fixture {
                 dir: self.root.join("outbox"),
             },
             tenants,
+            records: Default::default(),
         };
         let apis = config
             .tenants

@@ -10,3 +10,4 @@ mod concurrency;
 mod faults;
 mod instances;
 mod lifecycle;
+mod retention;
