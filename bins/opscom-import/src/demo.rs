@@ -66,8 +66,10 @@ async fn demo() -> anyhow::Result<()> {
             max_file_size: 100 << 20,
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(20),
+            bak_retention: None,
         }],
         metrics: None,
+        records: Default::default(),
     };
     let service = Service::from_config(config).map_err(|problems| {
         anyhow::anyhow!(

@@ -6,11 +6,13 @@
 
 use std::path::{Path, PathBuf};
 
-use crate::atomic::write_atomically;
+use crate::atomic::{Modes, write_atomically};
 
 use crate::mailer::{MailError, Mailer, OutgoingMessage};
 
-/// Writes each message to `DIR/TENANT-KIND-KEY.eml`.
+/// Writes each message to `DIR/TENANT-KIND-KEY.eml`, mode 0640 (the folder, when created,
+/// 0750): readable by the owner's group, which may hand them on, and by no one else.
+/// They stay until someone removes them.
 #[derive(Debug, Clone)]
 pub struct OutboxMailer {
     dir: PathBuf,
@@ -54,11 +56,13 @@ impl Mailer for OutboxMailer {
         let dir = self.dir.clone();
         let path = self.path_for(message);
         let raw = message.raw().to_vec();
-        let written = tokio::task::spawn_blocking(move || write_atomically(&dir, &path, &raw))
-            .await
-            .map_err(|e| MailError::Transient {
-                reason: format!("outbox writer stopped: {e}"),
-            })?;
+        let written = tokio::task::spawn_blocking(move || {
+            write_atomically(&dir, &path, &raw, Modes::GROUP_READABLE)
+        })
+        .await
+        .map_err(|e| MailError::Transient {
+            reason: format!("outbox writer stopped: {e}"),
+        })?;
         let meta = message.meta();
         match written {
             Ok(path) => {

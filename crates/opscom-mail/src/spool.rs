@@ -13,7 +13,7 @@ use std::fs::{self, File};
 use std::io::Read;
 use std::path::{Path, PathBuf};
 
-use crate::atomic::{TEMP_PREFIX, sync_dir, write_atomically};
+use crate::atomic::{Modes, TEMP_PREFIX, sync_dir, write_atomically};
 use crate::mailer::{MailError, Mailer, MessageMeta, OutgoingMessage};
 
 /// First line of every entry.
@@ -107,14 +107,18 @@ impl Spool {
     pub fn open(dir: impl Into<PathBuf>) -> Result<Spool, SpoolError> {
         let dir = dir.into();
         // The spool holds reports with rows of personal data: its folder is the owner's alone.
-        // Created on first use only; an existing one costs one `stat`.
-        if !fs::metadata(&dir).is_ok_and(|m| m.is_dir()) {
-            use std::os::unix::fs::DirBuilderExt;
-            fs::DirBuilder::new()
-                .recursive(true)
-                .mode(0o700)
-                .create(&dir)
-                .map_err(io_err(&dir, "create the folder"))?;
+        // Created on first use only; an existing one costs one `stat`, and is tightened when
+        // another user could read it (made by hand, or by an older version under a loose umask).
+        match fs::metadata(&dir) {
+            Ok(m) if m.is_dir() => tighten(&dir, &m)?,
+            _ => {
+                use std::os::unix::fs::DirBuilderExt;
+                fs::DirBuilder::new()
+                    .recursive(true)
+                    .mode(0o700)
+                    .create(&dir)
+                    .map_err(io_err(&dir, "create the folder"))?;
+            }
         }
         Ok(Spool { dir })
     }
@@ -146,7 +150,8 @@ impl Spool {
         bytes.push(b'\n');
         bytes.extend_from_slice(message.raw());
         let path = self.dir.join(&name);
-        write_atomically(&self.dir, &path, &bytes).map_err(io_err(&path, "write the entry"))?;
+        write_atomically(&self.dir, &path, &bytes, Modes::PRIVATE)
+            .map_err(io_err(&path, "write the entry"))?;
         tracing::info!(
             tenant = %meta.tenant,
             kind = %meta.kind,
@@ -173,7 +178,8 @@ impl Spool {
         })?;
         bytes.push(b'\n');
         bytes.extend_from_slice(message.raw());
-        write_atomically(&held, &path, &bytes).map_err(io_err(&path, "write the held entry"))?;
+        write_atomically(&held, &path, &bytes, Modes::PRIVATE)
+            .map_err(io_err(&path, "write the held entry"))?;
         Ok(())
     }
 
@@ -223,10 +229,12 @@ impl Spool {
         let mut tags: Vec<String> = listing
             .flatten()
             .filter_map(|e| {
-                e.file_name()
-                    .to_str()?
-                    .strip_suffix(SUFFIX)
-                    .map(str::to_owned)
+                let name = e.file_name();
+                let name = name.to_str()?;
+                if name.starts_with(TEMP_PREFIX) {
+                    remove_stale_temp(&dir, name);
+                }
+                name.strip_suffix(SUFFIX).map(str::to_owned)
             })
             .collect();
         tags.sort();
@@ -355,9 +363,13 @@ impl Spool {
 
     /// Moves an unreadable entry to `corrupt/` so it stops blocking the queue.
     fn move_aside(&self, name: &str, reason: &str) {
+        use std::os::unix::fs::DirBuilderExt;
         let dir = self.dir.join(CORRUPT_DIR);
-        let moved =
-            fs::create_dir_all(&dir).and_then(|()| fs::rename(self.dir.join(name), dir.join(name)));
+        let moved = fs::DirBuilder::new()
+            .recursive(true)
+            .mode(0o700)
+            .create(&dir)
+            .and_then(|()| fs::rename(self.dir.join(name), dir.join(name)));
         tracing::error!(
             entry = %name,
             reason = %reason,
@@ -376,6 +388,7 @@ impl Spool {
             let name = item.file_name();
             let Some(name) = name.to_str() else { continue };
             if name.starts_with(TEMP_PREFIX) {
+                remove_stale_temp(&self.dir, name);
                 continue;
             }
             if let Some(entry) = parse_name(name) {
@@ -384,6 +397,42 @@ impl Spool {
         }
         out.sort_by(|a, b| (a.seq, &a.name).cmp(&(b.seq, &b.name)));
         Ok(out)
+    }
+}
+
+/// Removes the spool folder's access for the group and others when it has any.
+fn tighten(dir: &Path, meta: &fs::Metadata) -> Result<(), SpoolError> {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = meta.permissions().mode() & 0o7777;
+    if mode & 0o077 == 0 {
+        return Ok(());
+    }
+    let tight = mode & !0o077;
+    fs::set_permissions(dir, fs::Permissions::from_mode(tight)).map_err(|e| SpoolError::Io {
+        path: dir.to_owned(),
+        action: "tighten the folder (it holds personal data and other users may read it; run `chmod 700` on it as its owner)",
+        source: e,
+    })?;
+    tracing::info!(
+        folder = %dir.display(),
+        was = %format!("{mode:04o}"),
+        now = %format!("{tight:04o}"),
+        "report spool tightened: other users may not read it"
+    );
+    Ok(())
+}
+
+/// A temp file older than this was left by a crash mid-write (a write takes milliseconds).
+const STALE_TEMP: std::time::Duration = std::time::Duration::from_secs(3600);
+
+/// Removes `dir/name`, a temp file, when a crash left it (it holds a whole report).
+fn remove_stale_temp(dir: &Path, name: &str) {
+    let path = dir.join(name);
+    let stale = fs::symlink_metadata(&path)
+        .and_then(|m| m.modified())
+        .is_ok_and(|t| t.elapsed().is_ok_and(|age| age > STALE_TEMP));
+    if stale && fs::remove_file(&path).is_ok() {
+        tracing::info!(file = %path.display(), "temp file left by a crash removed from the spool");
     }
 }
 

@@ -37,6 +37,8 @@ pub struct Config {
     pub tenants: Vec<Tenant>,
     /// The `[metrics]` table: where `run` serves `/metrics` and `/healthz`; `None`: no listener.
     pub metrics: Option<MetricsSettings>,
+    /// How `records.jsonl` is rotated and how long its rotated parts are kept.
+    pub records: RecordsSettings,
 }
 
 /// The `[metrics]` table.
@@ -44,6 +46,25 @@ pub struct Config {
 pub struct MetricsSettings {
     /// The socket address `run` listens on for `/metrics` and `/healthz` (`127.0.0.1:9464`).
     pub listen: std::net::SocketAddr,
+}
+
+/// The `[records]` table: rotation and retention of `state_dir/records.jsonl`.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct RecordsSettings {
+    /// `records.jsonl` is rotated before an append once it holds this many bytes (default
+    /// 10 MiB); it is also rotated once a day (see [`crate::record`]).
+    pub rotate_size: u64,
+    /// Rotated parts older than this are deleted (default 365 days).
+    pub retention: Duration,
+}
+
+impl Default for RecordsSettings {
+    fn default() -> Self {
+        RecordsSettings {
+            rotate_size: 10 << 20,
+            retention: Duration::from_secs(365 * 24 * 3600),
+        }
+    }
 }
 
 /// The `[schedule]` table.
@@ -108,6 +129,9 @@ pub struct Tenant {
     /// How long one row may be retried on transient faults before the API counts as unreachable
     /// and the file is deferred (default 20 s).
     pub api_retry_budget: Duration,
+    /// Archived files in the drop folder's `.bak` are deleted this long after they were
+    /// archived; `None` (the default): kept until someone removes them.
+    pub bak_retention: Option<Duration>,
 }
 
 /// Every problem found in a configuration file.
@@ -222,9 +246,10 @@ fn absolute(base: &Path, p: &str) -> PathBuf {
 }
 
 // The keys of each table; any other key is reported, with the closest of these as a hint.
-const TOP_KEYS: &[&str] = &["state_dir", "schedule", "mail", "tenant", "metrics"];
+const TOP_KEYS: &[&str] = &["state_dir", "schedule", "mail", "records", "tenant", "metrics"];
 const METRICS_KEYS: &[&str] = &["listen"];
 const SCHEDULE_KEYS: &[&str] = &["interval", "settle"];
+const RECORDS_KEYS: &[&str] = &["rotate_size", "retention"];
 const MAIL_KEYS: &[&str] = &["smtp_url", "smtp_password_env", "outbox_dir"];
 const TENANT_KEYS: &[&str] = &[
     "name",
@@ -240,6 +265,7 @@ const TENANT_KEYS: &[&str] = &[
     "max_file_size",
     "requests_per_second",
     "api_retry_budget",
+    "bak_retention",
 ];
 /// The three ways to give a tenant's token, of which exactly one is used.
 const TOKEN_KEYS: &[&str] = &["api_token_env", "api_token_file", "api_token"];
@@ -259,6 +285,7 @@ fn check(
         .map(|dir| (absolute(base, dir), top.place("state_dir")));
     let schedule = check_schedule(top.table(problems, "schedule"), problems);
     let (mail, outbox_place) = check_mail(&top, base, env, problems);
+    let records = check_records(top.table(problems, "records"), problems);
     let state = state_dir.as_ref().map(|(dir, _)| dir.as_path());
     let (tenants, folders) = check_tenants(&top, state, base, env, problems);
     let metrics = check_metrics(top.table(problems, "metrics"), problems);
@@ -275,6 +302,7 @@ fn check(
         schedule,
         mail,
         tenants,
+        records,
         metrics,
     }
 }
@@ -316,6 +344,28 @@ fn check_schedule(table: Option<Table<'_, '_>>, problems: &mut Problems<'_>) -> 
         schedule.settle = settle;
     }
     schedule
+}
+
+/// The `[records]` table, defaults for what it leaves out.
+fn check_records(table: Option<Table<'_, '_>>, problems: &mut Problems<'_>) -> RecordsSettings {
+    let mut records = RecordsSettings::default();
+    let Some(t) = table else {
+        return records;
+    };
+    t.unknown_keys(problems, RECORDS_KEYS, "[records]");
+    if let Some(text) = t.string(problems, "rotate_size") {
+        match parse_size(text) {
+            Ok(size) => records.rotate_size = size,
+            Err(reason) => t.problem(problems, "rotate_size", reason),
+        }
+    }
+    if let Some(retention) = duration(&t, problems, "retention", "\"365d\"") {
+        if retention.is_zero() {
+            t.problem(problems, "retention", "must be longer than zero");
+        }
+        records.retention = retention;
+    }
+    records
 }
 
 /// The `[mail]` table, and where `outbox_dir` is written when it is the transport (for the
@@ -502,6 +552,7 @@ fn check_tenant(
         max_file_size: max_file_size(t, problems),
         requests_per_second: requests_per_second(t, problems),
         api_retry_budget: api_retry_budget(t, problems),
+        bak_retention: bak_retention(t, problems),
     };
     let folders = Folders {
         who,
@@ -670,6 +721,19 @@ fn api_retry_budget(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Duration 
         Some(budget) => budget,
         None => default,
     }
+}
+
+/// `bak_retention`: longer than zero, or archived files are kept when left out.
+fn bak_retention(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Option<Duration> {
+    let retention = duration(t, problems, "bak_retention", "\"90d\"")?;
+    if retention.is_zero() {
+        t.problem(
+            problems,
+            "bak_retention",
+            "must be longer than zero (leave it out to keep archived files)",
+        );
+    }
+    Some(retention)
 }
 
 /// A duration like `example` at `key`: `None` when it is absent or unusable (reported).

@@ -11,6 +11,7 @@
 
 use std::fs::{File, OpenOptions};
 use std::io::{self, Seek, SeekFrom, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
@@ -258,9 +259,10 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                     if let Err(e) = self.cx.records.append(&record) {
                         warn!(tenant = %self.cx.tenant.name, error = %e, "could not append a record");
                     }
-                    let _ =
-                        std::fs::create_dir_all(work.journal.parent().unwrap_or(Path::new(".")));
-                    let _ = std::fs::write(&work.deferred, reason.key());
+                    let _ = crate::private::create_dir_all_private(
+                        work.journal.parent().unwrap_or(Path::new(".")),
+                    );
+                    let _ = crate::private::write_private(&work.deferred, reason.key().as_bytes());
                 }
                 FileOutcome::Deferred { reason, record }
             }
@@ -633,12 +635,14 @@ struct ReportFile {
 impl ReportFile {
     fn open(path: &std::path::Path, header: &[String], resume_len: u64) -> io::Result<ReportFile> {
         if let Some(dir) = path.parent() {
-            std::fs::create_dir_all(dir)?;
+            crate::private::create_dir_all_private(dir)?;
         }
+        // The failed rows, personal data: the owner's alone.
         let mut file = OpenOptions::new()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(path)?;
         let header_len = FailureCsvWriter::new(Vec::new(), header)
             .and_then(|w| w.finish())

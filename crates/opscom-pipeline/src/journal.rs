@@ -10,8 +10,9 @@
 //! in memory) and is read back in one streaming pass.
 
 use std::collections::BTreeSet;
-use std::fs::{self, File, OpenOptions};
+use std::fs::{File, OpenOptions};
 use std::io::{self, BufRead, BufReader, Write};
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 
 use serde::{Deserialize, Serialize};
@@ -160,12 +161,13 @@ impl Journal {
             }
             None => {
                 if let Some(dir) = path.parent() {
-                    fs::create_dir_all(dir)?;
+                    crate::private::create_dir_all_private(dir)?;
                 }
                 let file = OpenOptions::new()
                     .create(true)
                     .write(true)
                     .truncate(true)
+                    .mode(0o600)
                     .open(path)?;
                 let mut journal = Journal {
                     path: path.to_owned(),

@@ -25,7 +25,9 @@ use tracing::{info, warn};
 use crate::Progress;
 use crate::config::{Config, MailSettings, Problem, Tenant};
 use crate::metrics::{Metrics, MetricsServer};
-use crate::tenant::{TenantPass, TenantRunner, create_private_dir};
+use crate::private::ensure_private_dir;
+use crate::record::Records;
+use crate::tenant::{TenantPass, TenantRunner};
 
 /// A runner as the service holds it: the traits behind `Arc<dyn …>`.
 pub type DynRunner = TenantRunner<dyn PushApi, dyn Mailer, dyn Clock>;
@@ -33,6 +35,9 @@ pub type DynRunner = TenantRunner<dyn PushApi, dyn Mailer, dyn Clock>;
 /// In `run`, how soon a tenant held by another process is looked at again: when that process
 /// dies, its claimed file is resumed this soon after the kernel releases its lock.
 pub const BUSY_RETRY: Duration = Duration::from_secs(2);
+
+/// In `run`, how often `records.jsonl` is looked at for rotation and expired parts.
+const RECORDS_MAINTENANCE: Duration = Duration::from_secs(3600);
 
 /// Builds a tenant's API client (the service's shared HTTP transport, or a caller's doubles).
 type ApiFactory = dyn Fn(&Tenant) -> Result<Arc<dyn PushApi>, String> + Send + Sync;
@@ -202,7 +207,17 @@ impl Service {
         clock: Arc<dyn Clock>,
         metrics: Metrics,
     ) -> Result<Service, Vec<Problem>> {
-        if let Err(e) = create_private_dir(&config.state_dir) {
+        // Records are group-readable (0640): the folder may be too, never anyone else's.
+        // So is `tenants/`, the default work folders' parent, when an operator made it by hand.
+        let tenants = config.state_dir.join("tenants");
+        let private = ensure_private_dir(&config.state_dir, 0o750).and_then(|()| {
+            if tenants.is_dir() {
+                ensure_private_dir(&tenants, 0o700)
+            } else {
+                Ok(())
+            }
+        });
+        if let Err(e) = private {
             return Err(vec![Problem {
                 key: "state_dir".into(),
                 reason: format!("{}: {e}", config.state_dir.display()),
@@ -324,6 +339,7 @@ impl Service {
                 })
             })
             .collect();
+        self.inner.maintain_records();
         OnceReport { tenants }
     }
 
@@ -380,6 +396,17 @@ impl Service {
         // Whatever ends the loop (shutdown or a panic), `/healthz` says it stopped.
         let _stopped = LoopStopped(&self.inner.metrics);
 
+        // Records are rotated (an idle day ends a part) and expired parts deleted hourly.
+        let maintenance = {
+            let inner = Arc::clone(&self.inner);
+            tokio::spawn(async move {
+                let mut hourly = tokio::time::interval(RECORDS_MAINTENANCE);
+                loop {
+                    hourly.tick().await;
+                    inner.maintain_records();
+                }
+            })
+        };
         let inner = Arc::clone(&self.inner);
         let pass_shutdown = shutdown.clone();
         let mut stop = shutdown;
@@ -399,6 +426,7 @@ impl Service {
             },
         )
         .await;
+        maintenance.abort();
         // Dropping the watcher closes its event stream.
         *self.inner.running() = None;
         Ok(())
@@ -444,13 +472,18 @@ impl Service {
             },
         };
         let schedule_changed = config.schedule != state.config.schedule;
+        // Runners append the records: a new `[records]` is taken by rebuilding them.
+        let records_changed = config.records != state.config.records;
         // Build every new runner first: nothing changes unless all of them can be built.
         let mut fresh: Vec<(String, Option<usize>, Arc<DynRunner>)> = Vec::new();
         let mut reloaded = Reloaded::default();
         for t in &config.tenants {
             let old = state.slots.get(&t.name);
             let unchanged = old.is_some_and(|s| {
-                same_tenant(s.runner.tenant(), t) && !mail_changed && !schedule_changed
+                same_tenant(s.runner.tenant(), t)
+                    && !mail_changed
+                    && !schedule_changed
+                    && !records_changed
             });
             if unchanged {
                 continue;
@@ -470,7 +503,7 @@ impl Service {
             return Err(problems);
         }
         // Settings that differ only in scheduling are not a tenant's change to report.
-        if !reloaded.changed.is_empty() && (mail_changed || schedule_changed) {
+        if !reloaded.changed.is_empty() && (mail_changed || schedule_changed || records_changed) {
             reloaded
                 .changed
                 .retain(|n| !same_tenant(state.slots[n].runner.tenant(), tenant_of(&config, n)));
@@ -536,6 +569,17 @@ impl Inner {
         self.running.lock().unwrap_or_else(|e| e.into_inner())
     }
 
+    /// Rotates `records.jsonl` when due and deletes the parts past `[records] retention`.
+    fn maintain_records(&self) {
+        let records = {
+            let state = self.state();
+            Records::new(&state.config.state_dir).with_settings(&state.config.records)
+        };
+        if let Err(e) = records.maintain(self.clock.now()) {
+            warn!(error = %e, path = %records.path().display(), "cannot rotate or expire the records");
+        }
+    }
+
     fn runner(
         &self,
         tenant: &Tenant,
@@ -553,7 +597,8 @@ impl Inner {
             Arc::clone(&self.clock),
             &config.state_dir,
             config.schedule.settle,
-        );
+        )
+        .with_records(&config.records);
         let runner = runner.with_metrics(self.metrics.tenant(&tenant.name));
         Ok(Arc::new(match &self.progress {
             Some(p) => runner.with_progress(Arc::clone(p)),
@@ -709,7 +754,8 @@ fn build_mailer(mail: &MailSettings) -> Result<Arc<dyn Mailer>, Vec<Problem>> {
                 }]),
             }
         }
-        MailSettings::Outbox { dir } => match create_private_dir(dir) {
+        // `.eml` files are 0640, for a group that hands them on; no one else's.
+        MailSettings::Outbox { dir } => match ensure_private_dir(dir, 0o750) {
             Ok(()) => Ok(Arc::new(OutboxMailer::new(dir))),
             Err(e) => Err(vec![Problem {
                 key: "mail.outbox_dir".into(),

@@ -17,11 +17,13 @@ use opscom_scheduler::{Candidate, Clock, DropFolder, TenantLock};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
-use crate::config::Tenant;
+use crate::config::{RecordsSettings, Tenant};
 use crate::file::{self, DeferReason, FileContext, FileOutcome};
 use crate::metrics::{TenantMetrics, Waiting};
+use crate::private::write_private;
 use crate::record::{FileRecord, Records};
 use crate::report::ReportSink;
+use crate::retention::BakRetention;
 use crate::{NoProgress, Progress};
 
 /// Marker files in the tenant's work folder: an outage or a token refusal is reported once.
@@ -75,6 +77,8 @@ pub struct TenantRunner<A: ?Sized, M: ?Sized, C: ?Sized> {
     retired: AtomicBool,
     /// Where files, rows, waiting files and unsent reports are counted, if anywhere.
     metrics: Option<TenantMetrics>,
+    /// `bak_retention`, and when `.bak` is swept next.
+    bak_retention: BakRetention,
 }
 
 impl<A, M, C> TenantRunner<A, M, C>
@@ -93,6 +97,7 @@ where
         settle: Duration,
     ) -> Self {
         TenantRunner {
+            bak_retention: BakRetention::new(tenant.bak_retention),
             tenant,
             api,
             mailer,
@@ -117,6 +122,12 @@ where
     /// Reports progress of rows to `progress` (a terminal's progress bar).
     pub fn with_progress(mut self, progress: Arc<dyn Progress>) -> Self {
         self.progress = progress;
+        self
+    }
+
+    /// Rotates and keeps `records.jsonl` as `settings` (the `[records]` table) say.
+    pub fn with_records(mut self, settings: &RecordsSettings) -> Self {
+        self.records = self.records.with_settings(settings);
         self
     }
 
@@ -213,7 +224,12 @@ where
         match self.open_folder() {
             Ok(folder) => {
                 self.remove_orphaned_work_files(&folder, &reports);
-                self.take_files(&folder, &reports, shutdown, pass).await
+                self.take_files(&folder, &reports, shutdown, pass).await;
+                if pass.fault.is_none() {
+                    let now = self.clock.now();
+                    self.bak_retention
+                        .sweep_if_due(&self.tenant.name, &folder, now);
+                }
             }
             Err(e) => pass.fault = Some(e),
         }
@@ -260,7 +276,7 @@ where
                 if !self.marker(BAK_MARKER).exists() {
                     match reports.bak_not_a_folder() {
                         Ok(()) => {
-                            let _ = std::fs::write(self.marker(BAK_MARKER), b"");
+                            let _ = write_private(&self.marker(BAK_MARKER), b"");
                         }
                         Err(e) => {
                             warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report")
@@ -505,7 +521,7 @@ where
         };
         match result {
             Ok(()) => {
-                if let Err(e) = std::fs::write(self.marker(marker), b"") {
+                if let Err(e) = write_private(&self.marker(marker), b"") {
                     warn!(tenant = %self.tenant.name, error = %e, "cannot remember that a report was sent");
                 }
             }
@@ -547,13 +563,10 @@ impl Listing {
     }
 }
 
-/// Creates `dir` (and parents) readable by its owner only.
+/// Creates `dir` (and parents) readable by its owner only, or tightens an existing one to
+/// 0700 (refused, with the fix, when it cannot be).
 pub(crate) fn create_private_dir(dir: &Path) -> std::io::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
-    std::fs::DirBuilder::new()
-        .recursive(true)
-        .mode(0o700)
-        .create(dir)
+    crate::private::ensure_private_dir(dir, 0o700)
 }
 
 #[cfg(test)]

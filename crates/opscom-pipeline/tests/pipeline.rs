@@ -171,6 +171,7 @@ impl Fixture {
             max_file_size: 1 << 20,
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(1),
+            bak_retention: None,
         }
     }
 
@@ -191,6 +192,7 @@ impl Fixture {
             },
             tenants,
             metrics: None,
+            records: Default::default(),
         };
         let apis = config
             .tenants

@@ -25,6 +25,9 @@ use rustix::io::Errno;
 use crate::error::FolderError;
 use crate::names::{self, NameClass};
 
+mod retention;
+pub use retention::BakSweep;
+
 const CLAIMED_DIR: &str = "claimed";
 const LOCK_FILE: &str = "lock";
 const BAK_DIR: &str = ".bak";

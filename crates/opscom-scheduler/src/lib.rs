@@ -21,7 +21,9 @@ mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{FolderError, WatchError};
-pub use folder::{Candidate, ClaimedFile, DropFolder, Scan, SkipReason, Skipped, TenantLock};
+pub use folder::{
+    BakSweep, Candidate, ClaimedFile, DropFolder, Scan, SkipReason, Skipped, TenantLock,
+};
 pub use names::{escape_name, has_csv_extension, is_partial};
 pub use schedule::{Control, EVENT_MARGIN, ScheduleConfig, run, run_dynamic};
 pub use watch::FolderWatcher;

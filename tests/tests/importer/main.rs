@@ -11,4 +11,5 @@ mod faults;
 mod instances;
 mod lifecycle;
 mod metrics;
+mod retention;
 mod status;

@@ -32,3 +32,15 @@ async fn writes_a_parseable_eml_and_a_resend_replaces_it() {
         Some("roster-failed.csv")
     );
 }
+
+#[tokio::test]
+async fn eml_files_and_their_folder_are_never_readable_by_others() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let outbox = OutboxMailer::new(dir.path().join("outbox"));
+    let message = compose_roster(dir.path(), "claim-1");
+    outbox.send(&message).await.unwrap();
+    assert_eq!(mode(outbox.dir()) & 0o027, 0, "{:o}", mode(outbox.dir()));
+    assert_eq!(mode(&outbox.path_for(&message)), 0o640);
+}

@@ -122,3 +122,85 @@ async fn unreadable_entries_and_temp_files_never_block_the_queue() {
     assert!(!spool.has_pending().unwrap());
     assert!(spool.dir().join("corrupt/0000000001-00ff.report").exists());
 }
+
+/// Every file below `dir`, as paths relative to it.
+fn files_below(dir: &std::path::Path) -> Vec<String> {
+    let mut out = Vec::new();
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        if path.is_dir() {
+            out.extend(
+                files_below(&path)
+                    .into_iter()
+                    .map(|f| format!("{}/{f}", path.file_name().unwrap().to_string_lossy())),
+            );
+        } else {
+            out.push(path.file_name().unwrap().to_string_lossy().into_owned());
+        }
+    }
+    out
+}
+
+#[tokio::test]
+async fn once_the_server_accepted_a_report_no_copy_of_it_remains_in_the_spool() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path().join("outgoing")).unwrap();
+    let held = compose_roster(dir.path(), "claim-h");
+    spool.enqueue_held(&held, "claim-h").unwrap();
+    spool.release("claim-h").unwrap();
+    spool
+        .enqueue(&compose_roster(dir.path(), "claim-q"))
+        .unwrap();
+    assert_eq!(files_below(spool.dir()).len(), 2);
+
+    let mailer = RecordingMailer::default();
+    let stats = spool.deliver_pending(&mailer).await.unwrap();
+    assert_eq!(stats.sent, 2);
+    assert_eq!(
+        files_below(spool.dir()),
+        Vec::<String>::new(),
+        "no sent/ folder, no message file, no temp file"
+    );
+}
+
+#[tokio::test]
+async fn a_temp_file_left_by_a_crash_is_removed_once_stale() {
+    let dir = tempfile::tempdir().unwrap();
+    let spool = Spool::open(dir.path().join("outgoing")).unwrap();
+    let stale = spool.dir().join(".tmp-1-0");
+    let fresh = spool.dir().join(".tmp-1-1");
+    for path in [&stale, &fresh] {
+        std::fs::write(path, b"opscom-import report v1\n{").unwrap();
+    }
+    std::fs::File::options()
+        .write(true)
+        .open(&stale)
+        .unwrap()
+        .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(7200))
+        .unwrap();
+    assert!(!spool.has_pending().unwrap());
+    assert!(!stale.exists(), "a crash's leftover holds a whole report");
+    assert!(fresh.exists(), "another process may be writing it now");
+}
+
+#[tokio::test]
+async fn the_spool_is_private_whatever_the_umask_and_a_loose_folder_is_tightened() {
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &std::path::Path| std::fs::metadata(p).unwrap().permissions().mode() & 0o777;
+    let dir = tempfile::tempdir().unwrap();
+    let folder = dir.path().join("outgoing");
+    std::fs::create_dir(&folder).unwrap();
+    std::fs::set_permissions(&folder, std::fs::Permissions::from_mode(0o755)).unwrap();
+    let spool = Spool::open(&folder).unwrap();
+    assert_eq!(mode(&folder), 0o700);
+
+    let held = compose_roster(dir.path(), "claim-h");
+    spool.enqueue_held(&held, "claim-h").unwrap();
+    spool
+        .enqueue(&compose_roster(dir.path(), "claim-q"))
+        .unwrap();
+    assert_eq!(mode(&folder.join("held")), 0o700);
+    for name in files_below(&folder) {
+        assert_eq!(mode(&folder.join(&name)), 0o600, "{name}");
+    }
+}

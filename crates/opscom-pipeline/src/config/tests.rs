@@ -308,7 +308,7 @@ smtp_pasword_env = "SMTP_PASSWORD"
     );
     let reasons: Vec<&str> = err.problems.iter().map(|p| p.reason.as_str()).collect();
     let expect = [
-        "unknown key in the top level (its keys are state_dir, schedule, mail, tenant, metrics)",
+        "unknown key in the top level (its keys are state_dir, schedule, mail, records, tenant, metrics)",
         "unknown key in [schedule]; did you mean `settle`?",
         "unknown key in [mail]; did you mean `smtp_password_env`?",
         "unknown key in [[tenant]]; did you mean `concurrency`?",
@@ -368,6 +368,10 @@ settle = "3s"
 smtp_url = "smtps://user@mail.example.com:465"
 smtp_password_env = "ACME_TOKEN"
 
+[records]
+rotate_size = "1MiB"
+retention = "30d"
+
 [[tenant]]
 name = "acme"
 drop_dir = "{acme}"
@@ -380,6 +384,7 @@ concurrency = 16
 max_file_size = "10 MB"
 requests_per_second = 25
 api_retry_budget = "1m"
+bak_retention = "90d"
 
 [[tenant]]
 name = "globex"
@@ -418,6 +423,7 @@ failed_import_email = "it@globex.edu"
                 max_file_size: 10_000_000,
                 requests_per_second: NonZeroU32::new(25),
                 api_retry_budget: Duration::from_secs(60),
+                bak_retention: Some(Duration::from_secs(90 * 24 * 3600)),
             },
             Tenant {
                 name: "globex".into(),
@@ -431,9 +437,14 @@ failed_import_email = "it@globex.edu"
                 max_file_size: 100 << 20,
                 requests_per_second: None,
                 api_retry_budget: Duration::from_secs(20),
+                bak_retention: None,
             },
         ],
         metrics: None,
+        records: RecordsSettings {
+            rotate_size: 1 << 20,
+            retention: Duration::from_secs(30 * 24 * 3600),
+        },
     };
     // Secrets print redacted, so they are compared apart.
     assert_eq!(format!("{c:?}"), format!("{expected:?}"));
@@ -519,6 +530,39 @@ fn a_value_of_the_wrong_type_is_one_problem_not_two() {
         err.problems[0]
             .reason
             .starts_with("must be a string (in quotes), not an integer"),
+        "{err}"
+    );
+}
+
+#[test]
+fn retention_keys_have_defaults_and_refuse_unusable_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = parse(&config_text(dir.path(), "", "")).unwrap();
+    assert_eq!(c.tenants[0].bak_retention, None, "archived files are kept");
+    assert_eq!(c.records, RecordsSettings::default());
+    assert_eq!(c.records.rotate_size, 10 << 20);
+    assert_eq!(c.records.retention, Duration::from_secs(365 * 24 * 3600));
+
+    let c = parse(&config_text(dir.path(), "bak_retention = \"90d\"", "")).unwrap();
+    assert_eq!(
+        c.tenants[0].bak_retention,
+        Some(Duration::from_secs(90 * 86_400))
+    );
+
+    let text = config_text(
+        dir.path(),
+        "bak_retention = \"0s\"",
+        "[records]\nrotate_size = \"big\"\nretention = \"forever\"\nkeep = 1\n",
+    );
+    let err = parse(&text).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        [
+            "records.rotate_size",
+            "records.retention",
+            "records.keep",
+            "tenant[acme].bak_retention"
+        ],
         "{err}"
     );
 }
