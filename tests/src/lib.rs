@@ -284,6 +284,19 @@ pub struct TenantSetup {
     pub retry_budget: Option<String>,
     /// `max_file_size`, when set.
     pub max_file_size: Option<String>,
+    /// `expect_file_every`, when set.
+    pub expect_file_every: Option<String>,
+}
+
+/// The `[operator]` table of a lab's configuration.
+#[derive(Debug, Clone)]
+pub struct OperatorSetup {
+    /// `email`: where alerts go.
+    pub email: String,
+    /// `from`: their sender.
+    pub from: String,
+    /// `alert_after`, when set.
+    pub alert_after: Option<String>,
 }
 
 /// What a finished importer process did.
@@ -402,6 +415,8 @@ pub struct Lab {
     pub interval: String,
     /// The tenants, in configuration order.
     pub tenants: Vec<TenantSetup>,
+    /// The `[operator]` table, when set.
+    pub operator: Option<OperatorSetup>,
     unprivileged: Option<PathBuf>,
     runs: AtomicU32,
 }
@@ -420,6 +435,7 @@ impl Lab {
             settle: "1s".into(),
             interval: "5m".into(),
             tenants: Vec::new(),
+            operator: None,
             unprivileged: None,
             runs: AtomicU32::new(0),
             root,
@@ -447,6 +463,7 @@ impl Lab {
             concurrency: 4,
             retry_budget: None,
             max_file_size: None,
+            expect_file_every: None,
         });
         self.tenants.last_mut().expect("just pushed")
     }
@@ -479,6 +496,13 @@ impl Lab {
             toml_str(&self.settle)
         );
         let _ = writeln!(t, "\n[mail]\nsmtp_url = {}", toml_str(&self.smtp_url));
+        if let Some(o) = &self.operator {
+            let _ = writeln!(t, "\n[operator]\nemail = {}", toml_str(&o.email));
+            let _ = writeln!(t, "from = {}", toml_str(&o.from));
+            if let Some(a) = &o.alert_after {
+                let _ = writeln!(t, "alert_after = {}", toml_str(a));
+            }
+        }
         for tenant in &self.tenants {
             let _ = writeln!(t, "\n[[tenant]]");
             let _ = writeln!(t, "name = {}", toml_str(&tenant.name));
@@ -497,6 +521,9 @@ impl Lab {
             }
             if let Some(m) = &tenant.max_file_size {
                 let _ = writeln!(t, "max_file_size = {}", toml_str(m));
+            }
+            if let Some(e) = &tenant.expect_file_every {
+                let _ = writeln!(t, "expect_file_every = {}", toml_str(e));
             }
         }
         t

@@ -66,7 +66,10 @@ async fn demo() -> anyhow::Result<()> {
             max_file_size: 100 << 20,
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(20),
+            api_token_source: "api_token in the configuration file".into(),
+            expect_file_every: None,
         }],
+        operator: None,
     };
     let service = Service::from_config(config).map_err(|problems| {
         anyhow::anyhow!(

@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::Progress;
+use crate::alerts::Alerts;
 use crate::config::{Config, MailSettings, Problem, Tenant};
 use crate::tenant::{TenantPass, TenantRunner, create_private_dir};
 
@@ -60,6 +61,8 @@ struct Inner {
     progress: Option<Arc<dyn Progress>>,
     /// Set while `run` runs: the scheduler's controls and the file watcher.
     running: Mutex<Option<Running>>,
+    /// Operator alerts, observed after every pass and on a clock tick in `run`.
+    alerts: Arc<Alerts>,
 }
 
 struct State {
@@ -208,9 +211,14 @@ impl Service {
             }),
             apis,
             fixed_mailer,
-            clock,
             progress: None,
             running: Mutex::new(None),
+            alerts: Arc::new(Alerts::new(
+                &config.state_dir,
+                config.operator.as_ref(),
+                Arc::clone(&clock),
+            )),
+            clock,
         };
         let mut problems = Vec::new();
         let mut slots = BTreeMap::new();
@@ -263,6 +271,11 @@ impl Service {
         }
     }
 
+    /// The operator alerts: their state (`active`) for metrics and `status`.
+    pub fn alerts(&self) -> Arc<Alerts> {
+        Arc::clone(&self.inner.alerts)
+    }
+
     /// The configuration the service runs now.
     pub fn config(&self) -> Config {
         self.inner.state().config.clone()
@@ -282,7 +295,12 @@ impl Service {
         let passes = runners.iter().map(|r| {
             let runner = Arc::clone(r);
             let shutdown = shutdown.clone();
-            tokio::spawn(async move { runner.pass(shutdown).await })
+            let alerts = Arc::clone(&self.inner.alerts);
+            tokio::spawn(async move {
+                let pass = runner.pass(shutdown).await;
+                alerts.after_pass(runner.tenant(), &pass);
+                pass
+            })
         });
         let results = join_all(passes).await;
         let tenants = results
@@ -296,6 +314,7 @@ impl Service {
                 })
             })
             .collect();
+        self.inner.deliver_alerts().await;
         OnceReport { tenants }
     }
 
@@ -348,6 +367,7 @@ impl Service {
             );
         }
         *self.inner.running() = Some(running);
+        let ticks = tokio::spawn(alert_ticks(Arc::clone(&self.inner), shutdown.clone()));
 
         let inner = Arc::clone(&self.inner);
         let pass_shutdown = shutdown.clone();
@@ -370,6 +390,7 @@ impl Service {
         .await;
         // Dropping the watcher closes its event stream.
         *self.inner.running() = None;
+        let _ = ticks.await;
         Ok(())
     }
 
@@ -479,6 +500,7 @@ impl Service {
             let _ = r.control.send(Control::Schedule(schedule_of(&config)));
         }
         state.mailer = mailer;
+        inner.alerts.configure(config.operator.as_ref());
         state.config = config;
         Ok(reloaded)
     }
@@ -517,6 +539,12 @@ impl Inner {
         }))
     }
 
+    /// Sends what waits in the operator alert outbox, through the mailer in force.
+    async fn deliver_alerts(&self) {
+        let mailer = Arc::clone(&self.state().mailer);
+        self.alerts.deliver(&*mailer).await;
+    }
+
     /// The tenant's runner under `key` now, if the tenant is still configured.
     fn runner_for(&self, key: usize) -> Option<(Arc<DynRunner>, Duration)> {
         let state = self.state();
@@ -537,6 +565,8 @@ impl Inner {
             };
             let pass = runner.pass(shutdown.clone()).await;
             crate::log_pass(&pass);
+            self.alerts.after_pass(runner.tenant(), &pass);
+            self.deliver_alerts().await;
             if *shutdown.borrow() {
                 return;
             }
@@ -590,6 +620,40 @@ impl Running {
         if let Some(w) = self.watcher.as_mut() {
             w.unwatch(key);
         }
+    }
+}
+
+/// The longest time between two looks at the time-based alert conditions in `run`.
+pub const ALERT_TICK: Duration = Duration::from_secs(60);
+
+/// How often `run` looks at the time-based alert conditions: every [`ALERT_TICK`], or sooner
+/// when `alert_after` or a tenant's `expect_file_every` is shorter (at most once a second).
+fn alert_tick(config: &Config) -> Duration {
+    let shortest = config
+        .tenants
+        .iter()
+        .filter_map(|t| t.expect_file_every)
+        .chain(config.operator.as_ref().map(|o| o.alert_after))
+        .fold(ALERT_TICK, Duration::min);
+    shortest.max(Duration::from_secs(1))
+}
+
+/// In `run`: the time-based alert conditions (`no_file`, `alert_after` running out) are looked
+/// at even when no pass runs (the interval may be 5 minutes), and waiting alerts are retried.
+async fn alert_ticks(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (tick, tenants) = {
+            let state = inner.state();
+            (alert_tick(&state.config), state.config.tenants.clone())
+        };
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let alerts = Arc::clone(&inner.alerts);
+        // File system work (a `stat` per file, a write on a change): off the async threads.
+        let _ = tokio::task::spawn_blocking(move || alerts.check(&tenants)).await;
+        inner.deliver_alerts().await;
     }
 }
 

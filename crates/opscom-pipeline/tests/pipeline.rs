@@ -171,6 +171,8 @@ impl Fixture {
             max_file_size: 1 << 20,
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(1),
+            api_token_source: "api_token in the configuration file".into(),
+            expect_file_every: None,
         }
     }
 
@@ -190,6 +192,7 @@ impl Fixture {
                 dir: self.root.join("outbox"),
             },
             tenants,
+            operator: None,
         };
         let apis = config
             .tenants

@@ -308,7 +308,7 @@ smtp_pasword_env = "SMTP_PASSWORD"
     );
     let reasons: Vec<&str> = err.problems.iter().map(|p| p.reason.as_str()).collect();
     let expect = [
-        "unknown key in the top level (its keys are state_dir, schedule, mail, tenant)",
+        "unknown key in the top level (its keys are state_dir, schedule, mail, tenant, operator)",
         "unknown key in [schedule]; did you mean `settle`?",
         "unknown key in [mail]; did you mean `smtp_password_env`?",
         "unknown key in [[tenant]]; did you mean `concurrency`?",
@@ -418,6 +418,8 @@ failed_import_email = "it@globex.edu"
                 max_file_size: 10_000_000,
                 requests_per_second: NonZeroU32::new(25),
                 api_retry_budget: Duration::from_secs(60),
+                api_token_source: "the environment variable ACME_TOKEN (api_token_env)".into(),
+                expect_file_every: None,
             },
             Tenant {
                 name: "globex".into(),
@@ -431,8 +433,11 @@ failed_import_email = "it@globex.edu"
                 max_file_size: 100 << 20,
                 requests_per_second: None,
                 api_retry_budget: Duration::from_secs(20),
+                api_token_source: format!("the file {} (api_token_file)", token.display()),
+                expect_file_every: None,
             },
         ],
+        operator: None,
     };
     // Secrets print redacted, so they are compared apart.
     assert_eq!(format!("{c:?}"), format!("{expected:?}"));
@@ -520,4 +525,59 @@ fn a_value_of_the_wrong_type_is_one_problem_not_two() {
             .starts_with("must be a string (in quotes), not an integer"),
         "{err}"
     );
+}
+
+#[test]
+fn the_operator_table_is_optional_and_checked_key_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = parse(&config_text(dir.path(), "", "")).unwrap();
+    assert_eq!(none.operator, None);
+    assert_eq!(none.tenants[0].expect_file_every, None);
+
+    let good = config_text(
+        dir.path(),
+        "expect_file_every = \"1d\"",
+        "[operator]\nemail = \"ops@opscom.example\"\nfrom = \"importer@opscom.example\"\n",
+    );
+    let c = parse(&good).unwrap();
+    let operator = c.operator.expect("[operator]");
+    assert_eq!(operator.email, "ops@opscom.example");
+    assert_eq!(operator.from, "importer@opscom.example");
+    assert_eq!(operator.alert_after, DEFAULT_ALERT_AFTER);
+    assert_eq!(
+        c.tenants[0].expect_file_every,
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        c.tenants[0].api_token_source,
+        "the environment variable ACME_TOKEN (api_token_env)"
+    );
+
+    let bad = config_text(
+        dir.path(),
+        "expect_file_every = \"often\"",
+        "[operator]\nemail = \"not an address\"\nalert_afterr = \"5m\"\n",
+    );
+    let err = parse(&bad).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        [
+            "operator.from",
+            "operator.email",
+            "operator.alert_afterr",
+            "tenant[acme].expect_file_every"
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("operator.from: is missing"), "{text}");
+    assert!(text.contains("did you mean `alert_after`?"), "{text}");
+    assert!(text.contains("is not a valid e-mail address"), "{text}");
+
+    let zero = config_text(
+        dir.path(),
+        "",
+        "[operator]\nemail = \"ops@opscom.example\"\nfrom = \"importer@opscom.example\"\nalert_after = \"0s\"\n",
+    );
+    assert_eq!(keys(&parse(&zero).unwrap_err()), ["operator.alert_after"]);
 }
