@@ -284,6 +284,19 @@ pub struct TenantSetup {
     pub retry_budget: Option<String>,
     /// `max_file_size`, when set.
     pub max_file_size: Option<String>,
+    /// `expect_file_every`, when set.
+    pub expect_file_every: Option<String>,
+}
+
+/// The `[operator]` table of a lab's configuration.
+#[derive(Debug, Clone)]
+pub struct OperatorSetup {
+    /// `email`: where alerts go.
+    pub email: String,
+    /// `from`: their sender.
+    pub from: String,
+    /// `alert_after`, when set.
+    pub alert_after: Option<String>,
 }
 
 /// What a finished importer process did.
@@ -404,6 +417,8 @@ pub struct Lab {
     pub tenants: Vec<TenantSetup>,
     /// More TOML, written after `[mail]` and before the tenants (`[metrics]`…).
     pub extra_toml: String,
+    /// The `[operator]` table, when set.
+    pub operator: Option<OperatorSetup>,
     unprivileged: Option<PathBuf>,
     runs: AtomicU32,
 }
@@ -423,6 +438,7 @@ impl Lab {
             interval: "5m".into(),
             tenants: Vec::new(),
             extra_toml: String::new(),
+            operator: None,
             unprivileged: None,
             runs: AtomicU32::new(0),
             root,
@@ -450,6 +466,7 @@ impl Lab {
             concurrency: 4,
             retry_budget: None,
             max_file_size: None,
+            expect_file_every: None,
         });
         self.tenants.last_mut().expect("just pushed")
     }
@@ -485,6 +502,13 @@ impl Lab {
         if !self.extra_toml.is_empty() {
             let _ = writeln!(t, "\n{}", self.extra_toml);
         }
+        if let Some(o) = &self.operator {
+            let _ = writeln!(t, "\n[operator]\nemail = {}", toml_str(&o.email));
+            let _ = writeln!(t, "from = {}", toml_str(&o.from));
+            if let Some(a) = &o.alert_after {
+                let _ = writeln!(t, "alert_after = {}", toml_str(a));
+            }
+        }
         for tenant in &self.tenants {
             let _ = writeln!(t, "\n[[tenant]]");
             let _ = writeln!(t, "name = {}", toml_str(&tenant.name));
@@ -503,6 +527,9 @@ impl Lab {
             }
             if let Some(m) = &tenant.max_file_size {
                 let _ = writeln!(t, "max_file_size = {}", toml_str(m));
+            }
+            if let Some(e) = &tenant.expect_file_every {
+                let _ = writeln!(t, "expect_file_every = {}", toml_str(e));
             }
         }
         t

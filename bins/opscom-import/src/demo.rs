@@ -67,7 +67,10 @@ async fn demo() -> anyhow::Result<()> {
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(20),
             bak_retention: None,
+            api_token_source: "api_token in the configuration file".into(),
+            expect_file_every: None,
         }],
+        operator: None,
         metrics: None,
         records: Default::default(),
     };

@@ -11,7 +11,8 @@
 //! | 2xx JSON without `ErrorCode` | accepted (logged when `"status"` is not `"success"`) |
 //! | 2xx not JSON | transient |
 //! | 400 / 409 / 413 / 422 without `ErrorCode` | row rejected (code `None`) |
-//! | any other status without `ErrorCode` (500, 404, 3xx, …) | transient |
+//! | 404 without `ErrorCode` | transient ([`TransientCause::NotFound`]: no push API at this URL, a wrong `api_url`) |
+//! | any other status without `ErrorCode` (500, 3xx, …) | transient |
 //! | a body over [`MAX_ANSWER_BYTES`], with 408, 429, 502, 503, 504 | transient (honour `Retry-After`) |
 //! | a body over [`MAX_ANSWER_BYTES`], any other status | transient ([`TransientCause::AnswerTooLarge`]) |
 //!
@@ -121,6 +122,9 @@ fn classify_parsed(status: u16, retry_after: Option<Duration>, body: &[u8]) -> A
             None => Answer::Transient(TransientCause::NotJson { status }),
         },
         400 | 409 | 413 | 422 => Answer::RowRejected(status_error()),
+        // Retried like an outage (a proxy may answer 404 for a moment), but told apart: when it
+        // lasts, the tenant's `api_url` is wrong, a configuration error and not an outage.
+        404 => Answer::Transient(TransientCause::NotFound),
         _ => Answer::Transient(TransientCause::Status {
             status,
             retry_after: retry_after.map(|d| d.min(RETRY_AFTER_CAP)),
@@ -339,9 +343,14 @@ mod tests {
         );
         assert!(matches!(classify(503, None, b""), Answer::Transient(_)));
         assert!(matches!(classify(500, None, b"oops"), Answer::Transient(_)));
-        assert!(matches!(
+        assert_eq!(
             classify(404, None, b"not found"),
-            Answer::Transient(_)
+            Answer::Transient(TransientCause::NotFound)
+        );
+        // An `ErrorCode` body is the API's own answer, whatever the status.
+        assert!(matches!(
+            classify(404, None, br#"{"ErrorCode":9019,"ErrorMessage":"x"}"#),
+            Answer::RowRejected(_)
         ));
     }
 

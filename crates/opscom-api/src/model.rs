@@ -64,13 +64,16 @@ impl fmt::Display for ApiError {
 #[derive(Debug, Clone, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum TransientCause {
-    /// An HTTP status that means "try again later" (429, 5xx, 408, or an unexpected 4xx such as 404).
+    /// An HTTP status that means "try again later" (429, 5xx, 408, or an unexpected 4xx).
     Status {
         /// The HTTP status.
         status: u16,
         /// The server's `Retry-After`, if it sent one (already capped).
         retry_after: Option<Duration>,
     },
+    /// HTTP 404 without an `ErrorCode`: nothing answers at the push URL. Retried like an
+    /// outage, but when it lasts the tenant's `api_url` is wrong (a configuration error).
+    NotFound,
     /// A 2xx answer whose body is not JSON (a proxy page, an empty body).
     NotJson {
         /// The HTTP status.
@@ -100,6 +103,9 @@ impl fmt::Display for TransientCause {
                 retry_after: Some(after),
             } => write!(f, "HTTP {status} (Retry-After {} s)", after.as_secs()),
             TransientCause::Status { status, .. } => write!(f, "HTTP {status}"),
+            TransientCause::NotFound => {
+                f.write_str("HTTP 404 Not Found: no push API at this URL (check api_url)")
+            }
             TransientCause::NotJson { status } => {
                 write!(f, "HTTP {status} with a body that is not JSON")
             }

@@ -12,6 +12,7 @@
 //!    [`Spool::deliver_pending`] sends what waits, oldest first, through a [`Mailer`]
 //!    ([`SmtpMailer`] or [`OutboxMailer`]), removing each only once the server accepted it.
 
+mod alert;
 mod atomic;
 mod attachment;
 mod failure_csv;
@@ -22,6 +23,7 @@ mod smtp;
 mod spool;
 mod summary;
 
+pub use alert::{AlertChange, OperatorAlert, OperatorEnvelope, compose_alert};
 pub use attachment::{AttachmentForm, AttachmentLimits};
 pub use failure_csv::{FailureCsvError, FailureCsvWriter, IMPORT_ERROR_COLUMN, failure_file_name};
 pub use mailer::{MailError, Mailer, MessageMeta, OutgoingMessage, ReportKind};

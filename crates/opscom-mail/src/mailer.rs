@@ -18,6 +18,8 @@ pub enum ReportKind {
     TokenRejected,
     /// The drop folder needs the client's attention (imports are paused).
     FolderProblem,
+    /// An alert to the operations team (not to the client): a condition started or cleared.
+    OperatorAlert,
 }
 
 impl ReportKind {
@@ -29,6 +31,7 @@ impl ReportKind {
             ReportKind::ImportDelayed => "import-delayed",
             ReportKind::TokenRejected => "token-rejected",
             ReportKind::FolderProblem => "folder-problem",
+            ReportKind::OperatorAlert => "operator-alert",
         }
     }
 }

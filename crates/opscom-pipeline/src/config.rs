@@ -35,6 +35,9 @@ pub struct Config {
     pub mail: MailSettings,
     /// The clients, each with its own drop folder, token and addresses.
     pub tenants: Vec<Tenant>,
+    /// The `[operator]` table: where operator alerts go. `None`: no alert e-mail (alert state is
+    /// still kept).
+    pub operator: Option<Operator>,
     /// The `[metrics]` table: where `run` serves `/metrics` and `/healthz`; `None`: no listener.
     pub metrics: Option<MetricsSettings>,
     /// How `records.jsonl` is rotated and how long its rotated parts are kept.
@@ -66,6 +69,21 @@ impl Default for RecordsSettings {
         }
     }
 }
+
+/// The `[operator]` table: the operations team's address for alerts.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Operator {
+    /// Receiver of operator alerts (`email`).
+    pub email: String,
+    /// Sender of operator alerts (`from`).
+    pub from: String,
+    /// How long the API may stay unreachable, or reports unsent, before an alert (`alert_after`,
+    /// default 1 hour).
+    pub alert_after: Duration,
+}
+
+/// `alert_after` when `[operator]` leaves it out.
+pub const DEFAULT_ALERT_AFTER: Duration = Duration::from_secs(3600);
 
 /// The `[schedule]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -132,6 +150,12 @@ pub struct Tenant {
     /// Archived files in the drop folder's `.bak` are deleted this long after they were
     /// archived; `None` (the default): kept until someone removes them.
     pub bak_retention: Option<Duration>,
+    /// Where the token comes from, for messages that tell how to fix it
+    /// (`api_token_file "/etc/…"`, `api_token_env ACME_TOKEN` or `api_token`); never the token.
+    pub api_token_source: String,
+    /// The client is expected to send a file at least this often (`expect_file_every`): the
+    /// operator is alerted when none came for this long. `None`: no expectation.
+    pub expect_file_every: Option<Duration>,
 }
 
 /// Every problem found in a configuration file.
@@ -246,8 +270,17 @@ fn absolute(base: &Path, p: &str) -> PathBuf {
 }
 
 // The keys of each table; any other key is reported, with the closest of these as a hint.
-const TOP_KEYS: &[&str] = &["state_dir", "schedule", "mail", "records", "tenant", "metrics"];
+const TOP_KEYS: &[&str] = &[
+    "state_dir",
+    "schedule",
+    "mail",
+    "records",
+    "tenant",
+    "metrics",
+    "operator",
+];
 const METRICS_KEYS: &[&str] = &["listen"];
+const OPERATOR_KEYS: &[&str] = &["email", "from", "alert_after"];
 const SCHEDULE_KEYS: &[&str] = &["interval", "settle"];
 const RECORDS_KEYS: &[&str] = &["rotate_size", "retention"];
 const MAIL_KEYS: &[&str] = &["smtp_url", "smtp_password_env", "outbox_dir"];
@@ -266,6 +299,7 @@ const TENANT_KEYS: &[&str] = &[
     "requests_per_second",
     "api_retry_budget",
     "bak_retention",
+    "expect_file_every",
 ];
 /// The three ways to give a tenant's token, of which exactly one is used.
 const TOKEN_KEYS: &[&str] = &["api_token_env", "api_token_file", "api_token"];
@@ -289,6 +323,7 @@ fn check(
     let state = state_dir.as_ref().map(|(dir, _)| dir.as_path());
     let (tenants, folders) = check_tenants(&top, state, base, env, problems);
     let metrics = check_metrics(top.table(problems, "metrics"), problems);
+    let operator = check_operator(top.table(problems, "operator"), problems);
     let outbox = match (&mail, &outbox_place) {
         (MailSettings::Outbox { dir }, Some(place)) => Some((dir.as_path(), place)),
         _ => None,
@@ -302,6 +337,7 @@ fn check(
         schedule,
         mail,
         tenants,
+        operator,
         records,
         metrics,
     }
@@ -325,6 +361,25 @@ fn check_metrics(
             None
         }
     }
+}
+
+/// The optional `[operator]` table: `email` and `from` required when it is there.
+fn check_operator(table: Option<Table<'_, '_>>, problems: &mut Problems<'_>) -> Option<Operator> {
+    let t = table?;
+    t.unknown_keys(problems, OPERATOR_KEYS, "[operator]");
+    let alert_after = match duration(&t, problems, "alert_after", "\"1h\" or \"30m\"") {
+        Some(d) if d.is_zero() => {
+            t.problem(problems, "alert_after", "must be longer than zero");
+            DEFAULT_ALERT_AFTER
+        }
+        Some(d) => d,
+        None => DEFAULT_ALERT_AFTER,
+    };
+    Some(Operator {
+        email: address(&t, problems, "email"),
+        from: address(&t, problems, "from"),
+        alert_after,
+    })
 }
 
 /// The `[schedule]` table, defaults for what it leaves out.
@@ -553,6 +608,8 @@ fn check_tenant(
         requests_per_second: requests_per_second(t, problems),
         api_retry_budget: api_retry_budget(t, problems),
         bak_retention: bak_retention(t, problems),
+        api_token_source: token_source(t, base),
+        expect_file_every: expect_file_every(t, problems),
     };
     let folders = Folders {
         who,
@@ -650,6 +707,30 @@ fn check_token(
         t.problem(problems, "api_token", "the token is empty");
     }
     token
+}
+
+/// How messages name where the token comes from (never the token itself).
+fn token_source(t: &Table<'_, '_>, base: &Path) -> String {
+    if let Some(var) = t.peek_str("api_token_env") {
+        format!("the environment variable {var} (api_token_env)")
+    } else if let Some(file) = t.peek_str("api_token_file") {
+        format!(
+            "the file {} (api_token_file)",
+            absolute(base, file).display()
+        )
+    } else {
+        "api_token in the configuration file".to_owned()
+    }
+}
+
+/// `expect_file_every`: longer than zero, or no expectation when left out.
+fn expect_file_every(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Option<Duration> {
+    let every = duration(t, problems, "expect_file_every", "\"1d\" or \"12h\"")?;
+    if every.is_zero() {
+        t.problem(problems, "expect_file_every", "must be longer than zero");
+        return None;
+    }
+    Some(every)
 }
 
 /// A required e-mail address.

@@ -39,6 +39,9 @@ pub enum DeferReason {
     CutOff,
     /// The API could not be reached within the retry budget.
     ApiUnreachable(String),
+    /// The API answered 404 "not found" for the push URL for the whole retry budget: the
+    /// tenant's `api_url` is likely wrong (a configuration error, not an outage).
+    ApiNotFound(String),
     /// The API refused the tenant's token.
     TokenRejected(String),
     /// Reading the file or writing state failed (disk full, permission denied…).
@@ -55,6 +58,7 @@ impl std::fmt::Display for DeferReason {
                 f.write_str("the last row is cut off without its line end (upload unfinished?)")
             }
             DeferReason::ApiUnreachable(e) => write!(f, "API unreachable: {e}"),
+            DeferReason::ApiNotFound(e) => write!(f, "API push URL not found: {e}"),
             DeferReason::TokenRejected(e) => write!(f, "API token refused: {e}"),
             DeferReason::Io(e) => write!(f, "I/O fault: {e}"),
             DeferReason::Shutdown => f.write_str("the service is stopping"),
@@ -69,6 +73,7 @@ impl DeferReason {
             DeferReason::StillChanging => "still_changing",
             DeferReason::CutOff => "cut_off",
             DeferReason::ApiUnreachable(_) => "api_unreachable",
+            DeferReason::ApiNotFound(_) => "api_not_found",
             DeferReason::TokenRejected(_) => "token_rejected",
             DeferReason::Io(_) => "io",
             DeferReason::Shutdown => "shutdown",
@@ -508,7 +513,13 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                             stop.get_or_insert(DeferReason::TokenRejected(err.to_string()));
                         }
                         PushOutcome::Unreachable(err) => {
-                            stop.get_or_insert(DeferReason::ApiUnreachable(err.to_string()));
+                            stop.get_or_insert(
+                                if matches!(err.last_cause, opscom_api::TransientCause::NotFound) {
+                                    DeferReason::ApiNotFound(err.to_string())
+                                } else {
+                                    DeferReason::ApiUnreachable(err.to_string())
+                                },
+                            );
                         }
                     }
                 }

@@ -5,6 +5,7 @@
 //! [`config::Config`] → [`Service`] → [`Service::once`] or [`Service::run`]; or a single
 //! [`TenantRunner`] built with their own [`opscom_api::PushApi`] and [`opscom_mail::Mailer`].
 
+pub mod alerts;
 pub mod config;
 mod file;
 pub mod journal;

@@ -8,7 +8,7 @@
 //! another process is looked at again every [`BUSY_RETRY`], so the survivors of a crashed process
 //! resume its claimed files within seconds.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::{Arc, Mutex, MutexGuard};
 use std::time::Duration;
 
@@ -23,6 +23,7 @@ use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
 use crate::Progress;
+use crate::alerts::Alerts;
 use crate::config::{Config, MailSettings, Problem, Tenant};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::private::ensure_private_dir;
@@ -68,6 +69,10 @@ struct Inner {
     running: Mutex<Option<Running>>,
     /// Counted by every tenant's runner; served by `run` on `[metrics] listen`.
     metrics: Metrics,
+    /// Operator alerts, observed after every pass and on a clock tick in `run`.
+    alerts: Arc<Alerts>,
+    /// The alerts last shown as active in the metrics, to turn off those that cleared.
+    alerts_shown: Mutex<HashSet<(String, &'static str)>>,
 }
 
 struct State {
@@ -232,10 +237,16 @@ impl Service {
             }),
             apis,
             fixed_mailer,
-            clock,
             progress: None,
             running: Mutex::new(None),
             metrics,
+            alerts: Arc::new(Alerts::new(
+                &config.state_dir,
+                config.operator.as_ref(),
+                Arc::clone(&clock),
+            )),
+            alerts_shown: Mutex::default(),
+            clock,
         };
         let mut problems = Vec::new();
         let mut slots = BTreeMap::new();
@@ -306,6 +317,11 @@ impl Service {
             .map_err(|p| vec![p])
     }
 
+    /// The operator alerts: their state (`active`) for metrics and `status`.
+    pub fn alerts(&self) -> Arc<Alerts> {
+        Arc::clone(&self.inner.alerts)
+    }
+
     /// The configuration the service runs now.
     pub fn config(&self) -> Config {
         self.inner.state().config.clone()
@@ -325,7 +341,12 @@ impl Service {
         let passes = runners.iter().map(|r| {
             let runner = Arc::clone(r);
             let shutdown = shutdown.clone();
-            tokio::spawn(async move { runner.pass(shutdown).await })
+            let alerts = Arc::clone(&self.inner.alerts);
+            tokio::spawn(async move {
+                let pass = runner.pass(shutdown).await;
+                alerts.after_pass(runner.tenant(), &pass);
+                pass
+            })
         });
         let results = join_all(passes).await;
         let tenants = results
@@ -340,6 +361,7 @@ impl Service {
             })
             .collect();
         self.inner.maintain_records();
+        self.inner.deliver_alerts().await;
         OnceReport { tenants }
     }
 
@@ -395,6 +417,7 @@ impl Service {
         self.inner.metrics.loop_started(cfg.interval, keys.len());
         // Whatever ends the loop (shutdown or a panic), `/healthz` says it stopped.
         let _stopped = LoopStopped(&self.inner.metrics);
+        let ticks = tokio::spawn(alert_ticks(Arc::clone(&self.inner), shutdown.clone()));
 
         // Records are rotated (an idle day ends a part) and expired parts deleted hourly.
         let maintenance = {
@@ -429,6 +452,7 @@ impl Service {
         maintenance.abort();
         // Dropping the watcher closes its event stream.
         *self.inner.running() = None;
+        let _ = ticks.await;
         Ok(())
     }
 
@@ -555,6 +579,7 @@ impl Service {
             .metrics
             .schedule_changed(config.schedule.interval, config.tenants.len());
         state.mailer = mailer;
+        inner.alerts.configure(config.operator.as_ref());
         state.config = config;
         Ok(reloaded)
     }
@@ -606,6 +631,32 @@ impl Inner {
         }))
     }
 
+    /// Sends what waits in the operator alert outbox, through the mailer in force.
+    async fn deliver_alerts(&self) {
+        let mailer = Arc::clone(&self.state().mailer);
+        self.alerts.deliver(&*mailer).await;
+        self.show_alerts();
+    }
+
+    /// Sets `opscom_import_alerts_active` from the alerts in force: 1 for each active alert,
+    /// 0 for one that cleared since the last time.
+    fn show_alerts(&self) {
+        let active: HashSet<(String, &'static str)> = self
+            .alerts
+            .active()
+            .into_iter()
+            .map(|(tenant, kind)| (tenant, kind.name()))
+            .collect();
+        let mut shown = self.alerts_shown.lock().unwrap_or_else(|e| e.into_inner());
+        for (tenant, alert) in shown.difference(&active) {
+            self.metrics.set_alert(tenant, alert, false);
+        }
+        for (tenant, alert) in &active {
+            self.metrics.set_alert(tenant, alert, true);
+        }
+        *shown = active;
+    }
+
     /// The tenant's runner under `key` now, if the tenant is still configured.
     fn runner_for(&self, key: usize) -> Option<(Arc<DynRunner>, Duration)> {
         let state = self.state();
@@ -627,6 +678,8 @@ impl Inner {
             let pass = runner.pass(shutdown.clone()).await;
             self.metrics.pass_completed();
             crate::log_pass(&pass);
+            self.alerts.after_pass(runner.tenant(), &pass);
+            self.deliver_alerts().await;
             if *shutdown.borrow() {
                 return;
             }
@@ -689,6 +742,40 @@ struct LoopStopped<'a>(&'a Metrics);
 impl Drop for LoopStopped<'_> {
     fn drop(&mut self) {
         self.0.loop_stopped();
+    }
+}
+
+/// The longest time between two looks at the time-based alert conditions in `run`.
+pub const ALERT_TICK: Duration = Duration::from_secs(60);
+
+/// How often `run` looks at the time-based alert conditions: every [`ALERT_TICK`], or sooner
+/// when `alert_after` or a tenant's `expect_file_every` is shorter (at most once a second).
+fn alert_tick(config: &Config) -> Duration {
+    let shortest = config
+        .tenants
+        .iter()
+        .filter_map(|t| t.expect_file_every)
+        .chain(config.operator.as_ref().map(|o| o.alert_after))
+        .fold(ALERT_TICK, Duration::min);
+    shortest.max(Duration::from_secs(1))
+}
+
+/// In `run`: the time-based alert conditions (`no_file`, `alert_after` running out) are looked
+/// at even when no pass runs (the interval may be 5 minutes), and waiting alerts are retried.
+async fn alert_ticks(inner: Arc<Inner>, mut shutdown: watch::Receiver<bool>) {
+    loop {
+        let (tick, tenants) = {
+            let state = inner.state();
+            (alert_tick(&state.config), state.config.tenants.clone())
+        };
+        tokio::select! {
+            () = tokio::time::sleep(tick) => {}
+            _ = shutdown.wait_for(|s| *s) => return,
+        }
+        let alerts = Arc::clone(&inner.alerts);
+        // File system work (a `stat` per file, a write on a change): off the async threads.
+        let _ = tokio::task::spawn_blocking(move || alerts.check(&tenants)).await;
+        inner.deliver_alerts().await;
     }
 }
 

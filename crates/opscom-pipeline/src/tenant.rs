@@ -48,6 +48,10 @@ pub struct TenantPass {
     pub fault: Option<String>,
     /// Uploads seen still settling at the end of the pass: another pass is due `settle` later.
     pub settling: usize,
+    /// Why the file that ended the pass was deferred, if one was (for operator alerts).
+    pub defer_reason: Option<DeferReason>,
+    /// Some push of this pass reached the API (an outage or a token refusal is over).
+    pub api_reached: bool,
 }
 
 impl TenantPass {
@@ -329,6 +333,7 @@ where
                     if api_reached {
                         self.clear_markers();
                     }
+                    pass.api_reached |= api_reached;
                     pass.files.push(record);
                 }
                 FileOutcome::Deferred { reason, record } => {
@@ -343,6 +348,7 @@ where
                     pass.files.push(record);
                     pass.deferred = true;
                     self.note_waiting(Some(folder), Some(true));
+                    pass.defer_reason = Some(reason);
                     return;
                 }
             }
@@ -498,7 +504,8 @@ where
     /// An outage or a token refusal is e-mailed once, remembered on disk across processes.
     fn report_deferral(&self, reports: &ReportSink, reason: &DeferReason, record: &FileRecord) {
         let (marker, result) = match reason {
-            DeferReason::ApiUnreachable(cause) => {
+            // The client is told as for an outage; the operator gets `api_not_found`.
+            DeferReason::ApiUnreachable(cause) | DeferReason::ApiNotFound(cause) => {
                 if self.marker(OUTAGE_MARKER).exists() {
                     return;
                 }

@@ -172,6 +172,8 @@ impl Fixture {
             requests_per_second: None,
             api_retry_budget: Duration::from_secs(1),
             bak_retention: None,
+            api_token_source: "api_token in the configuration file".into(),
+            expect_file_every: None,
         }
     }
 
@@ -193,6 +195,7 @@ impl Fixture {
             tenants,
             metrics: None,
             records: Default::default(),
+            operator: None,
         };
         let apis = config
             .tenants

@@ -5,6 +5,7 @@
 //! tests need a Python with aiosmtpd (`OPSCOM_TEST_PYTHON=…/venv/bin/python`; `cargo xtask test`
 //! sets it up).
 
+mod alerts;
 mod cli;
 mod concurrency;
 mod faults;

@@ -203,3 +203,43 @@ fn a_metrics_port_in_use_or_an_invalid_address_is_a_start_up_error_naming_the_ke
     assert!(sandbox.pushes().is_empty());
     drop(taken);
 }
+
+#[test]
+fn an_operator_alert_shows_in_the_metrics_while_it_is_active() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.interval = "1h".into();
+    // No `[operator]`: no alert e-mail, but the alert is kept and shown.
+    // Long enough that the alert, once cleared, does not start again before the test looks.
+    lab.tenant("acme", &sandbox.url()).expect_file_every = Some("3s".into());
+    let addr = free_address();
+    lab.extra_toml = format!("[metrics]\nlisten = \"{addr}\"");
+    let config = lab.write_config();
+    let service = lab.spawn(&["run", "--config", &config.to_string_lossy()]);
+    let series = r#"opscom_import_alerts_active{tenant="acme",alert="no_file"}"#;
+    let value = |addr| get(addr, "/metrics").and_then(|a| sample(&a.body, series));
+
+    wait_for(
+        Duration::from_secs(30),
+        "no_file active in the metrics",
+        || (value(addr) == Some(1.0)).then_some(()),
+    );
+    lab.upload("acme", "roster.csv", &roster_of_one());
+    wait_for(
+        Duration::from_secs(30),
+        "no_file cleared in the metrics",
+        || (value(addr) == Some(0.0)).then_some(()),
+    );
+    service.signal(Signal::TERM);
+    service
+        .wait(Duration::from_secs(20))
+        .expect_code(0, "run after SIGTERM");
+}
+
+fn roster_of_one() -> Vec<u8> {
+    csv(
+        ROSTER_HEADER,
+        &["A1,OPSCOM,Ada,One,a1@example.edu,617-555-0001,MA,1990-01-01"],
+    )
+}

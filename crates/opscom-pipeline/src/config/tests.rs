@@ -308,7 +308,7 @@ smtp_pasword_env = "SMTP_PASSWORD"
     );
     let reasons: Vec<&str> = err.problems.iter().map(|p| p.reason.as_str()).collect();
     let expect = [
-        "unknown key in the top level (its keys are state_dir, schedule, mail, records, tenant, metrics)",
+        "unknown key in the top level (its keys are state_dir, schedule, mail, records, tenant, metrics, operator)",
         "unknown key in [schedule]; did you mean `settle`?",
         "unknown key in [mail]; did you mean `smtp_password_env`?",
         "unknown key in [[tenant]]; did you mean `concurrency`?",
@@ -424,6 +424,8 @@ failed_import_email = "it@globex.edu"
                 requests_per_second: NonZeroU32::new(25),
                 api_retry_budget: Duration::from_secs(60),
                 bak_retention: Some(Duration::from_secs(90 * 24 * 3600)),
+                api_token_source: "the environment variable ACME_TOKEN (api_token_env)".into(),
+                expect_file_every: None,
             },
             Tenant {
                 name: "globex".into(),
@@ -438,8 +440,11 @@ failed_import_email = "it@globex.edu"
                 requests_per_second: None,
                 api_retry_budget: Duration::from_secs(20),
                 bak_retention: None,
+                api_token_source: format!("the file {} (api_token_file)", token.display()),
+                expect_file_every: None,
             },
         ],
+        operator: None,
         metrics: None,
         records: RecordsSettings {
             rotate_size: 1 << 20,
@@ -565,4 +570,59 @@ fn retention_keys_have_defaults_and_refuse_unusable_values() {
         ],
         "{err}"
     );
+}
+
+#[test]
+fn the_operator_table_is_optional_and_checked_key_by_key() {
+    let dir = tempfile::tempdir().unwrap();
+    let none = parse(&config_text(dir.path(), "", "")).unwrap();
+    assert_eq!(none.operator, None);
+    assert_eq!(none.tenants[0].expect_file_every, None);
+
+    let good = config_text(
+        dir.path(),
+        "expect_file_every = \"1d\"",
+        "[operator]\nemail = \"ops@opscom.example\"\nfrom = \"importer@opscom.example\"\n",
+    );
+    let c = parse(&good).unwrap();
+    let operator = c.operator.expect("[operator]");
+    assert_eq!(operator.email, "ops@opscom.example");
+    assert_eq!(operator.from, "importer@opscom.example");
+    assert_eq!(operator.alert_after, DEFAULT_ALERT_AFTER);
+    assert_eq!(
+        c.tenants[0].expect_file_every,
+        Some(Duration::from_secs(86_400))
+    );
+    assert_eq!(
+        c.tenants[0].api_token_source,
+        "the environment variable ACME_TOKEN (api_token_env)"
+    );
+
+    let bad = config_text(
+        dir.path(),
+        "expect_file_every = \"often\"",
+        "[operator]\nemail = \"not an address\"\nalert_afterr = \"5m\"\n",
+    );
+    let err = parse(&bad).unwrap_err();
+    assert_eq!(
+        keys(&err),
+        [
+            "operator.from",
+            "operator.email",
+            "operator.alert_afterr",
+            "tenant[acme].expect_file_every"
+        ],
+        "{err}"
+    );
+    let text = err.to_string();
+    assert!(text.contains("operator.from: is missing"), "{text}");
+    assert!(text.contains("did you mean `alert_after`?"), "{text}");
+    assert!(text.contains("is not a valid e-mail address"), "{text}");
+
+    let zero = config_text(
+        dir.path(),
+        "",
+        "[operator]\nemail = \"ops@opscom.example\"\nfrom = \"importer@opscom.example\"\nalert_after = \"0s\"\n",
+    );
+    assert_eq!(keys(&parse(&zero).unwrap_err()), ["operator.alert_after"]);
 }
