@@ -12,6 +12,7 @@
 //! plain `cargo test` runs them.
 
 mod bench_proc;
+mod bench_scrape;
 mod bench_service;
 mod bench_tenants;
 mod deps;
@@ -52,6 +53,8 @@ cargo xtask <command>
   lint           cargo fmt --check, cargo clippy --workspace --all-targets -- -D warnings, and
                  cargo-machete (unused dependencies; installed into target/tools when missing)
   bench [NAME]   run the benchmarks (csv, api, service [ARGS]; default these three) and print their reports
+  bench scrape [--rows N] [--runs N] [--no-build]
+                 an import under `run` with and without `/metrics` scraped in a tight loop
   bench tenants [once] [run] [files] [--tenants 1000,10000] [--runs N] [--run-tenants N]
                  [--uploads N] [--idle-secs S] [--files 1000,2000,10000] [--timeout SECS] [--no-build]
                  many idle tenants (`once`; `run`: pickup latency, idle CPU) and many files in one
@@ -117,6 +120,7 @@ fn bench(rest: &[String]) -> Result<()> {
         match first.as_str() {
             "service" => return bench_service::run(more),
             "tenants" => return bench_tenants::run(more),
+            "scrape" => return bench_scrape::run(more),
             _ => {}
         }
     }
@@ -129,7 +133,7 @@ fn bench(rest: &[String]) -> Result<()> {
         .filter(|(name, ..)| rest.is_empty() || rest.iter().any(|r| r == name))
         .collect();
     if wanted.is_empty() {
-        bail!("unknown benchmark; choose from: csv, api, service, tenants");
+        bail!("unknown benchmark; choose from: csv, api, service, tenants, scrape");
     }
     for (_, package, bench) in wanted {
         run(cargo().args(["bench", "-p", package, "--bench", bench]))?;

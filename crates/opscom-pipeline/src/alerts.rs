@@ -19,6 +19,7 @@
 use std::collections::BTreeMap;
 use std::fs::{self, File};
 use std::io::Write as _;
+use std::os::unix::fs::OpenOptionsExt;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, MutexGuard};
@@ -561,11 +562,12 @@ impl Alerts {
         settings: &Settings,
         now: SystemTime,
     ) -> std::io::Result<()> {
-        fs::create_dir_all(&self.dir)?;
+        crate::private::ensure_private_dir(&self.dir, 0o750)?;
         let lock_file = File::options()
             .create(true)
             .truncate(false)
             .write(true)
+            .mode(0o600)
             .open(self.dir.join(LOCK_FILE))?;
         lock_file.lock()?;
         // Under the lock, the files as they are on disk, not our copy.
@@ -742,7 +744,12 @@ impl Alerts {
             self.temp_seq.fetch_add(1, Ordering::Relaxed)
         ));
         let result = (|| {
-            let mut file = File::create(&temp)?;
+            // The owner's alone, whatever the umask (details name tenants and files).
+            let mut file = File::options()
+                .write(true)
+                .create_new(true)
+                .mode(0o600)
+                .open(&temp)?;
             serde_json::to_writer_pretty(&mut file, value)?;
             file.write_all(b"\n")?;
             file.sync_all()?;
