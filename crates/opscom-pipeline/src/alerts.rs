@@ -373,7 +373,9 @@ fn step(
         .iter()
         .map(|(k, d)| (*k, d.clone(), now))
         .collect();
-    if obs.file_taken {
+    // Only a tenant that expects files needs its activity kept: with thousands of tenants,
+    // rewriting the shared file for every file taken would cost each file the whole file.
+    if obs.file_taken && tenant.expect_file_every.is_some() {
         let activity = view.activity.get_or_insert_with(|| FileActivity {
             first_seen: format_time(now),
             last_file: None,

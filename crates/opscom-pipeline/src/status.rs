@@ -32,6 +32,8 @@ pub use render::{history_text, status_text};
 pub const VERSION: u32 = 1;
 /// Active alerts, per tenant: `state_dir/alerts.json`.
 pub const ALERTS_FILE: &str = "alerts.json";
+/// The last alert condition that began, per tenant: `state_dir/last-problems.json`.
+pub const LAST_PROBLEMS_FILE: &str = "last-problems.json";
 /// How many files `history` lists unless told.
 pub const DEFAULT_HISTORY_LIMIT: usize = 20;
 
@@ -108,6 +110,18 @@ pub struct TenantStatus {
     pub alerts: Vec<Alert>,
     /// The newest rejected or deferred record of the tenant.
     pub last_problem: Option<Problem>,
+    /// The last alert condition that began for the tenant (`state_dir/last-problems.json`),
+    /// such as a refused token or an unusable folder, whether or not it is still active.
+    pub last_condition: Option<Condition>,
+}
+
+/// An alert condition that began, as `state_dir/last-problems.json` keeps it.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Condition {
+    /// When it began (RFC 3339, UTC).
+    pub at: String,
+    /// `ALERT: detail`.
+    pub what: String,
 }
 
 /// A file as records tell it: one entry per claim, its lines merged.
@@ -293,6 +307,7 @@ pub fn status(
     let tenants = select(config, tenant)?;
     let mut unreadable = Vec::new();
     let mut alerts = read_alerts(&config.state_dir, &mut unreadable);
+    let mut conditions = read_conditions(&config.state_dir, &mut unreadable);
     let mut out: Vec<TenantStatus> = tenants
         .iter()
         .map(|t| TenantStatus {
@@ -302,6 +317,10 @@ pub fn status(
             unsent_reports: unsent_reports(t, &mut unreadable),
             alerts: alerts.remove(&t.name).unwrap_or_default(),
             last_problem: None,
+            last_condition: conditions.remove(&t.name).map(|c| Condition {
+                at: rfc3339(&c.at),
+                what: c.what,
+            }),
         })
         .collect();
     let deferral_reasons = from_records(config, &mut out, &mut unreadable);
@@ -425,6 +444,26 @@ fn line_may_matter(line: &[u8], last: &HashSet<String>, deferrals: &HashSet<Stri
         })
         .and_then(|c| std::str::from_utf8(c).ok());
     claim.is_none_or(|c| last.contains(c) || deferrals.contains(c))
+}
+
+/// Per tenant, the last alert condition that began: `state_dir/last-problems.json`; absent means
+/// none, unreadable is said.
+fn read_conditions(
+    state_dir: &Path,
+    unreadable: &mut Vec<Unreadable>,
+) -> HashMap<String, Condition> {
+    let path = state_dir.join(LAST_PROBLEMS_FILE);
+    match std::fs::read(&path) {
+        Ok(text) => serde_json::from_slice(&text).unwrap_or_else(|e| {
+            unreadable.push(Unreadable::new(&path, format!("not valid JSON: {e}")));
+            HashMap::new()
+        }),
+        Err(e) if e.kind() == io::ErrorKind::NotFound => HashMap::new(),
+        Err(e) => {
+            unreadable.push(Unreadable::new(&path, e));
+            HashMap::new()
+        }
+    }
 }
 
 /// `state_dir/alerts.json`, by tenant; absent means none, unreadable is said.

@@ -106,6 +106,20 @@ fn status_and_history_tell_the_last_files_what_waits_and_why() {
         serde_json::json!([{"name": "api_unreachable", "since": "2026-11-27T10:00:00Z",
             "detail": "the API has not answered since 10:00", "notified": true}])
     );
+    // The alert engine of that `once` noted the outage as globex's last condition.
+    assert!(
+        globex["last_condition"]["what"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("api_unreachable")),
+        "{status:#}"
+    );
+    // …and acme's report that mail could not take.
+    assert!(
+        acme["last_condition"]["what"]
+            .as_str()
+            .is_some_and(|w| w.starts_with("reports_unsent")),
+        "{status:#}"
+    );
     assert_eq!(globex["last_problem"]["file"], "late.csv");
     assert_eq!(globex["last_problem"]["outcome"], "deferred");
     assert!(

@@ -93,6 +93,9 @@ fn tenant(out: &mut String, t: &TenantStatus) {
         }
         None => out.push_str("  last problem    none recorded\n"),
     }
+    if let Some(c) = &t.last_condition {
+        let _ = writeln!(out, "  last alert      {}  {}", c.at, c.what);
+    }
 }
 
 fn rows(f: &FileEntry) -> String {
