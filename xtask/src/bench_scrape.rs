@@ -65,23 +65,20 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
     let bins = Bins::locate()?;
     let scratch = Scratch::new("scrape")?;
     let sandbox = Sandbox::start(&bins, "0ms", &scratch.0.join("sandbox.log"))?;
-    let mut quiet = Vec::new();
-    let mut scraped = Vec::new();
-    let mut scrapes_per_s = Vec::new();
+    // None: nobody scrapes; Some(None): a tight loop; Some(Some(n)): n scrapes a second.
+    let modes: [Option<Option<u64>>; 3] = [None, Some(Some(10)), Some(None)];
+    let mut times: Vec<Vec<u64>> = vec![Vec::new(); modes.len()];
+    let mut rates: Vec<Vec<u64>> = vec![Vec::new(); modes.len()];
     for run in 0..opts.runs {
-        for scrape in [false, true] {
-            let (ms, rate) = one_import(&bins, &sandbox, &scratch, &opts, run, scrape)?;
+        for (m, mode) in modes.iter().enumerate() {
+            let (ms, rate) = one_import(&bins, &sandbox, &scratch, &opts, run * 10 + m, *mode)?;
             eprintln!(
                 "  run {run}, {}: {ms} ms{}",
-                if scrape { "scraped" } else { "quiet" },
+                label(*mode),
                 rate.map(|r| format!(", {r} scrapes/s")).unwrap_or_default()
             );
-            if scrape {
-                scraped.push(ms);
-                scrapes_per_s.extend(rate);
-            } else {
-                quiet.push(ms);
-            }
+            times[m].push(ms);
+            rates[m].extend(rate);
         }
     }
     let mut out = String::new();
@@ -91,42 +88,53 @@ pub(crate) fn run(args: &[String]) -> Result<()> {
         out,
         "`opscom-import run` imports one {rows}-row file (`concurrency = 8`, the sandbox API with \
          zero latency, so the import is CPU-bound), with `[metrics] listen` on 127.0.0.1; \
-         \"scraped\": a thread fetches `/metrics` over HTTP in a tight loop (a new connection \
-         each time) for the whole import. {runs} runs each, alternating. Time = the file's \
-         processing time from its record (`duration_ms`).\n",
+         a thread fetches `/metrics` over HTTP (a new connection each time) for the whole \
+         import: not at all, 10 times a second (150 times Prometheus' default rate), or in a \
+         tight loop. {runs} runs each, alternating. Time = the file's processing time from its \
+         record (`duration_ms`).\n",
         rows = opts.rows,
         runs = opts.runs
     )?;
     writeln!(out, "| import | runs (ms) | median | scrapes/s (median) |")?;
     writeln!(out, "|---|---|---|---|")?;
     let list = |xs: &[u64]| xs.iter().map(u64::to_string).collect::<Vec<_>>().join(", ");
-    writeln!(
-        out,
-        "| quiet | {} | {} ms | — |",
-        list(&quiet),
-        median(&quiet)
-    )?;
-    writeln!(
-        out,
-        "| scraped | {} | {} ms | {} |",
-        list(&scraped),
-        median(&scraped),
-        median(&scrapes_per_s)
-    )?;
+    for (m, mode) in modes.iter().enumerate() {
+        let rate = if rates[m].is_empty() {
+            "—".to_owned()
+        } else {
+            median(&rates[m]).to_string()
+        };
+        writeln!(
+            out,
+            "| {} | {} | {} ms | {rate} |",
+            label(*mode),
+            list(&times[m]),
+            median(&times[m])
+        )?;
+    }
     println!("{out}");
     Ok(())
 }
 
-/// One import under `run`; its processing time in ms, and the scrapes per second if scraped.
+fn label(mode: Option<Option<u64>>) -> String {
+    match mode {
+        None => "not scraped".into(),
+        Some(None) => "scraped in a tight loop".into(),
+        Some(Some(n)) => format!("scraped {n} times a second"),
+    }
+}
+
+/// One import under `run`; its processing time in ms, and the scrapes per second if scraped
+/// (`scrape`: see `label`).
 fn one_import(
     bins: &Bins,
     sandbox: &Sandbox,
     scratch: &Scratch,
     opts: &Opts,
     run: usize,
-    scrape: bool,
+    scrape: Option<Option<u64>>,
 ) -> Result<(u64, Option<u64>)> {
-    let root = scratch.0.join(format!("run-{run}-{scrape}"));
+    let root = scratch.0.join(format!("run-{run}"));
     let setup = Setup::new(&root, &sandbox.url, 8)?;
     let addr = free_address()?;
     let mut config = fs::read_to_string(&setup.config)?;
@@ -154,12 +162,16 @@ fn one_import(
         .with_context(|| format!("cannot start {}", bins.import.display()))?;
     let done = Arc::new(AtomicBool::new(false));
     let count = Arc::new(AtomicU64::new(0));
-    let scraper = scrape.then(|| {
+    let scraper = scrape.map(|per_s| {
         let (done, count) = (Arc::clone(&done), Arc::clone(&count));
+        let pause = per_s.map(|n| Duration::from_secs(1) / u32::try_from(n.max(1)).unwrap_or(1));
         std::thread::spawn(move || {
             while !done.load(Ordering::Relaxed) {
                 if get_metrics(addr) {
                     count.fetch_add(1, Ordering::Relaxed);
+                }
+                if let Some(p) = pause {
+                    std::thread::sleep(p);
                 }
             }
         })
@@ -194,7 +206,7 @@ fn one_import(
         field(&record, "rows_ok") == opts.rows,
         "expected every row imported: {record}"
     );
-    let rate = scrape.then(|| {
+    let rate = scrape.map(|_| {
         let secs = elapsed.as_secs_f64().max(0.001);
         (count.load(Ordering::Relaxed) as f64 / secs) as u64
     });
