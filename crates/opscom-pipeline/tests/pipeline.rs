@@ -325,6 +325,19 @@ async fn a_crash_mid_file_resumes_without_losing_or_repeating_more_than_concurre
         "nothing archived before the crash"
     );
 
+    // As the kernel does for a dead process, its tenant lock goes with its last task; the
+    // background shutdown drops the tasks on their own threads, a moment later.
+    let deadline = std::time::Instant::now() + Duration::from_secs(10);
+    while opscom_scheduler::TenantLock::try_acquire(&t.work_dir)
+        .unwrap()
+        .is_none()
+    {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the dead pass's lock was never released"
+        );
+        std::thread::sleep(Duration::from_millis(10));
+    }
     let api2 = RecordingApi::new(Mode::Accept);
     let service = fx.service(vec![t], vec![Arc::clone(&api2)], &mailer);
     let report = service.once(no_shutdown()).await;
