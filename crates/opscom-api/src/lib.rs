@@ -44,6 +44,8 @@
 //!
 //! With the `mock` feature, `MockPushApi` (mockall) is available to other crates' tests.
 
+#![warn(missing_docs)]
+
 pub mod classify;
 mod client;
 mod config;

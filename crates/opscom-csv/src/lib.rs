@@ -12,6 +12,8 @@
 //! Line numbers are the physical lines (1-based) where a record starts, as an editor shows them,
 //! even when quoted values contain line breaks.
 
+#![warn(missing_docs)]
+
 mod cells;
 mod error;
 pub mod formula;

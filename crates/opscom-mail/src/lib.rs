@@ -12,6 +12,8 @@
 //!    [`Spool::deliver_pending`] sends what waits, oldest first, through a [`Mailer`]
 //!    ([`SmtpMailer`] or [`OutboxMailer`]), removing each only once the server accepted it.
 
+#![warn(missing_docs)]
+
 mod alert;
 mod atomic;
 mod attachment;

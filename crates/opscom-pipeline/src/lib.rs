@@ -5,6 +5,8 @@
 //! [`config::Config`] → [`Service`] → [`Service::once`] or [`Service::run`]; or a single
 //! [`TenantRunner`] built with their own [`opscom_api::PushApi`] and [`opscom_mail::Mailer`].
 
+#![warn(missing_docs)]
+
 pub mod alerts;
 pub mod config;
 mod file;

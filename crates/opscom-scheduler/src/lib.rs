@@ -12,6 +12,8 @@
 //!   ([`FolderWatcher`]), never overlapping per tenant, stopped by an injected shutdown future.
 //! - [`Clock`]: the injected wall clock.
 
+#![warn(missing_docs)]
+
 mod clock;
 mod error;
 mod folder;

@@ -11,6 +11,8 @@
 //! assert_eq!(opscom_schema::nearest("Email"), Some("email"));
 //! ```
 
+#![warn(missing_docs)]
+
 use serde::Serialize;
 
 /// The header of the column that our failure reports append; accepted in an upload and ignored.

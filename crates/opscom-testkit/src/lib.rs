@@ -5,6 +5,8 @@
 //! Test support panics loudly instead of returning errors: a missing tool must fail the test run,
 //! never skip it.
 
+#![warn(missing_docs)]
+
 pub mod smtp;
 
 pub use smtp::{ReceivedAttachment, ReceivedMessage, SmtpServer};
