@@ -13,6 +13,10 @@ use std::ops::Index;
 pub struct Cells {
     text: String,
     ends: Ends,
+    /// Bytes between one cell and the next in `text`: 0 (back to back) or 1 (a record's line as
+    /// read, the commas between its cells kept): cell `i` starts `gap` bytes after cell `i - 1`
+    /// ends.
+    gap: u8,
 }
 
 /// How many cell ends a [`Cells`] keeps inline.
@@ -97,15 +101,29 @@ impl Cells {
         Cells {
             text: String::with_capacity(bytes),
             ends: Ends::default(),
+            gap: 0,
         }
     }
 
-    /// The cells of a parsed record (its fields back to back in `text`, the end of each in
-    /// `field_ends`), `None` when it is not valid UTF-8 (or over 4 GiB). A trailing CR of the last
-    /// cell (a CRLF line end) is left out.
-    pub(crate) fn from_fields(text: &[u8], field_ends: &[usize]) -> Option<Self> {
+    /// The cells of a parsed record (field `i` is `text[field_ends[i - 1] + gap..field_ends[i]]`),
+    /// `None` when it is not valid UTF-8 (or over 4 GiB). A trailing CR of the last cell (a CRLF
+    /// line end) is left out. The cells are stored back to back.
+    pub(crate) fn from_fields(text: &[u8], field_ends: &[usize], gap: usize) -> Option<Self> {
         let text = simdutf8::basic::from_utf8(text).ok()?;
         u32::try_from(text.len()).ok()?;
+        if gap != 0 {
+            let mut cells = Cells::with_capacity(text.len());
+            let mut start = 0;
+            for (i, &end) in field_ends.iter().enumerate() {
+                let mut cell = text.get(start..end)?;
+                if i + 1 == field_ends.len() {
+                    cell = cell.strip_suffix('\r').unwrap_or(cell);
+                }
+                cells.push(cell);
+                start = end + gap;
+            }
+            return Some(cells);
+        }
         let mut ends = Ends::default();
         for &end in field_ends {
             // Fields are split at ASCII delimiters, so this holds for valid UTF-8; checked anyway.
@@ -125,13 +143,15 @@ impl Cells {
         Some(Cells {
             text: text.to_owned(),
             ends,
+            gap: 0,
         })
     }
 
     /// Cells from their text and `ends` (at most [`INLINE`]), the end of each cell in the text
-    /// (increasing, at char boundaries).
+    /// (increasing, at char boundaries), each cell starting `gap` (0 or 1) bytes after the end
+    /// of the one before.
     #[inline]
-    pub(crate) fn from_inline(text: String, ends: &[u16]) -> Self {
+    pub(crate) fn from_inline(text: String, ends: &[u16], gap: u8) -> Self {
         let mut inline = [0; INLINE];
         let len = ends.len().min(INLINE);
         inline[..len].copy_from_slice(&ends[..len]);
@@ -141,11 +161,24 @@ impl Cells {
                 len: len as u8,
                 ends: inline,
             },
+            gap,
+        }
+    }
+
+    /// The start of cell `i` (which exists).
+    #[inline]
+    fn start(&self, i: usize) -> Option<usize> {
+        match i.checked_sub(1) {
+            Some(before) => Some(self.ends.get(before)? + usize::from(self.gap)),
+            None => Some(0),
         }
     }
 
     /// Appends a cell.
     pub fn push(&mut self, cell: &str) {
+        if self.gap != 0 {
+            *self = self.iter().collect();
+        }
         self.text.push_str(cell);
         self.ends.push(self.text.len());
     }
@@ -163,11 +196,7 @@ impl Cells {
     /// The cell at `i`.
     pub fn get(&self, i: usize) -> Option<&str> {
         let end = self.ends.get(i)?;
-        let start = match i.checked_sub(1) {
-            Some(before) => self.ends.get(before)?,
-            None => 0,
-        };
-        self.text.get(start..end)
+        self.text.get(self.start(i)?..end)
     }
 
     /// The cells in order.
@@ -176,7 +205,7 @@ impl Cells {
         (0..self.len()).map(move |i| {
             let end = self.ends.get(i).unwrap_or(start);
             let cell = self.text.get(start..end).unwrap_or_default();
-            start = end;
+            start = end + usize::from(self.gap);
             cell
         })
     }
@@ -277,5 +306,17 @@ mod tests {
         assert_eq!(long.get(1), Some("b"));
         assert_eq!(long.get(2), Some(""));
         assert_eq!(long.iter().count(), 3);
+        // A line kept with its commas (and a CR left out of the last cell).
+        let mut line = Cells::from_inline("a,,bé,c\r".to_owned(), &[1, 2, 6, 8], 1);
+        assert_eq!(line, vec!["a", "", "bé", "c"]);
+        assert_eq!(
+            (line.get(2), line.get(3), line.get(4)),
+            (Some("bé"), Some("c"), None)
+        );
+        assert_eq!(line, ["a", "", "bé", "c"].into_iter().collect::<Cells>());
+        line.push("d");
+        assert_eq!(line, vec!["a", "", "bé", "c", "d"]);
+        let fields = Cells::from_fields(b"a,,b\r", &[1, 2, 5], 1);
+        assert_eq!(fields, Some(["a", "", "b"].into_iter().collect()));
     }
 }

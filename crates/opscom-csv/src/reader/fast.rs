@@ -13,18 +13,20 @@ impl<R: Read> ImportFile<R> {
     /// column checked as its [`Mode`] says, and the text copied once. `Ok(None)` for an
     /// all-empty row.
     pub(super) fn fast_outcome(&mut self, line: u64) -> Result<Option<RowOutcome>, FileError> {
-        let (bytes, fields) = self.rdr.record();
+        let (bytes, fields, gap) = self.rdr.record();
         let Ok(text) = simdutf8::basic::from_utf8(bytes) else {
             return Err(self.not_text(line));
         };
         let n = fields.len().min(INLINE);
-        // `cuts[i]..cuts[i + 1]` is cell `i`.
-        let mut cuts = [0u16; INLINE + 1];
+        // `starts[i]..cuts[i + 1]` is cell `i`: `starts[i]` is `cuts[i]` after the gap.
+        let (mut cuts, mut starts) = ([0u16; INLINE + 1], [0u16; INLINE + 1]);
         // A cell must start on a character boundary: not so only if the file changed under us
         // (the record's text is valid UTF-8, but a delimiter split a character).
         let mut split = false;
-        for (cut, &field_end) in cuts[1..].iter_mut().zip(fields) {
+        let gap16 = gap as u16;
+        for ((cut, start), &field_end) in cuts[1..].iter_mut().zip(&mut starts[1..]).zip(fields) {
             *cut = field_end as u16;
+            *start = (field_end as u16).wrapping_add(gap16);
             split |= bytes.get(field_end).is_some_and(|&b| (b as i8) < -0x40);
         }
         if split {
@@ -32,14 +34,14 @@ impl<R: Read> ImportFile<R> {
         }
         // The CR of a CRLF line end stays out of the last cell.
         let last = n.min(INLINE);
-        let (start, end) = (cuts[last.saturating_sub(1)], cuts[last]);
+        let (start, end) = (starts[last.saturating_sub(1)], cuts[last]);
         if end > start && bytes.get(usize::from(end) - 1) == Some(&b'\r') {
             cuts[last] -= 1;
         }
         let ends = &cuts[1..=last];
         let bounds = |col: usize| {
             let col = col & (INLINE - 1);
-            (usize::from(cuts[col]), usize::from(cuts[col + 1]))
+            (usize::from(starts[col]), usize::from(cuts[col + 1]))
         };
         let mut problems = Vec::new();
         // Whether a checked cell has a value; when none has, the row may be all empty.
@@ -72,11 +74,14 @@ impl<R: Read> ImportFile<R> {
                 }
             }
         }
-        if !any && !has_value(text, ends) {
+        if !any && !has_value(text, ends, gap) {
             return Ok(None);
         }
         self.records += 1;
-        let (record, raw) = (self.records, Cells::from_inline(text.to_owned(), ends));
+        let (record, raw) = (
+            self.records,
+            Cells::from_inline(text.to_owned(), ends, gap as u8),
+        );
         Ok(Some(RowOutcome::new(
             line, record, raw, &self.keys, problems,
         )))
@@ -105,14 +110,15 @@ fn trim_range_slow(text: &str, s: usize, e: usize) -> (usize, usize) {
     (s, s + start.trim_end().len())
 }
 
-/// Whether any cell of `text` (cut at `ends`) has a value once trimmed.
+/// Whether any cell of `text` (cut at `ends`, `gap` bytes between cells) has a value once
+/// trimmed.
 #[cold]
-fn has_value(text: &str, ends: &[u16]) -> bool {
+fn has_value(text: &str, ends: &[u16], gap: usize) -> bool {
     let mut start = 0;
     ends.iter().any(|&end| {
         let end = usize::from(end);
         let (s, e) = trim_range(text, start, end);
-        start = end;
+        start = end + gap;
         s < e
     })
 }

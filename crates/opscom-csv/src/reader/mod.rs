@@ -162,6 +162,7 @@ impl<R: Read + Seek> ImportFile<R> {
             ended_with_terminator: None,
         };
         file.read_header()?;
+        file.rdr.split_plain_lines();
         Ok(file)
     }
 }
@@ -188,7 +189,8 @@ impl<R: Read> ImportFile<R> {
         let line_after = self.rdr.line();
         let source = self.rdr.source();
         let ended_by_eof = source.eof;
-        let (text, ends) = self.rdr.record();
+        // A plain line's gaps (commas) are no line feeds and never end at the end of the file.
+        let (text, ends, _) = self.rdr.record();
         // Line ends consumed by this read: blank lines before the record, line breaks inside
         // quoted values, and the record's own terminator (unless it ended at the end of the file).
         // Counting the ones inside values is only needed when there is more than the terminator.
@@ -401,7 +403,7 @@ impl<R: Read> ImportFile<R> {
                     return Some(Err(e));
                 }
             };
-            let (text, ends) = self.rdr.record();
+            let (text, ends, _) = self.rdr.record();
             if !self.restore
                 && ends.len() == self.plan.len()
                 && ends.len() <= INLINE

@@ -14,8 +14,8 @@ impl<R: Read> ImportFile<R> {
     /// The cells of the current record: a trailing CR of the last cell removed (CRLF files),
     /// and our neutralisation undone in files carrying `import_error`.
     pub(super) fn cells(&self, line: u64) -> Result<Cells, FileError> {
-        let (text, ends) = self.rdr.record();
-        let Some(cells) = Cells::from_fields(text, ends) else {
+        let (text, ends, gap) = self.rdr.record();
+        let Some(cells) = Cells::from_fields(text, ends, gap) else {
             return Err(self.not_text(line));
         };
         if !self.restore {
