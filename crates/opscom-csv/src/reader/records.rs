@@ -142,42 +142,52 @@ impl<R: Read> Records<R> {
 }
 
 /// Finds every comma of `line` (no quote, no line feed): the end of each field (the position of
-/// the comma after it, or the line's length for the last) in `ends` (grown when needed); returns
-/// the number of fields. Eight bytes at a time, each comma found by a bit trick, not a branch
-/// per byte.
+/// the comma after it, or the line's length for the last) in `ends` (grown to the line's length
+/// when shorter: a line is at most one buffer long); returns the number of fields. Eight bytes at
+/// a time, each comma found by a bit trick, not a branch per byte.
 #[inline]
 fn find_commas(line: &[u8], ends: &mut Vec<usize>) -> usize {
-    const ONES: u64 = 0x0101_0101_0101_0101;
-    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    if ends.len() <= line.len() {
+        ends.resize(line.len() + 1, 0);
+    }
     let mut fields = 0usize;
-    let mut end_field = |at: usize, ends: &mut Vec<usize>| {
-        if fields == ends.len() {
-            ends.resize((fields * 2).max(64), 0);
-        }
-        if let Some(slot) = ends.get_mut(fields) {
-            *slot = at;
-        }
-        fields += 1;
-    };
     let mut words = line.chunks_exact(8);
-    let tail = words.remainder();
-    let mut last = [0u8; 8];
-    last[..tail.len()].copy_from_slice(tail);
-    let whole = words
-        .by_ref()
-        .map(|w| u64::from_le_bytes(w.try_into().unwrap_or([0; 8])));
-    // The padding of the last word is zeros, never a comma.
-    for (i, w) in whole.chain([u64::from_le_bytes(last)]).enumerate() {
-        // The top bit of each byte that is a comma (exact: no carries between bytes).
-        let x = w ^ (ONES * u64::from(b','));
-        let mut commas = !(((x & LOW7) + LOW7) | x) & !LOW7;
+    for (i, word) in words.by_ref().enumerate() {
+        let mut commas = commas(u64::from_le_bytes(word.try_into().unwrap_or([0; 8])));
         while commas != 0 {
-            end_field(i * 8 + (commas.trailing_zeros() / 8) as usize, ends);
+            if let Some(slot) = ends.get_mut(fields) {
+                *slot = i * 8 + (commas.trailing_zeros() / 8) as usize;
+            }
+            fields += 1;
             commas &= commas - 1;
         }
     }
-    end_field(line.len(), ends);
-    fields
+    // The last word's padding is zeros, never a comma.
+    let tail = words.remainder();
+    let mut last = [0u8; 8];
+    last[..tail.len()].copy_from_slice(tail);
+    let mut commas = commas(u64::from_le_bytes(last));
+    let base = line.len() - tail.len();
+    while commas != 0 {
+        if let Some(slot) = ends.get_mut(fields) {
+            *slot = base + (commas.trailing_zeros() / 8) as usize;
+        }
+        fields += 1;
+        commas &= commas - 1;
+    }
+    if let Some(slot) = ends.get_mut(fields) {
+        *slot = line.len();
+    }
+    fields + 1
+}
+
+/// The top bit of each byte of `word` that is a comma (exact: no carries between bytes).
+#[inline(always)]
+fn commas(word: u64) -> u64 {
+    const ONES: u64 = 0x0101_0101_0101_0101;
+    const LOW7: u64 = 0x7f7f_7f7f_7f7f_7f7f;
+    let x = word ^ (ONES * u64::from(b','));
+    !(((x & LOW7) + LOW7) | x) & !LOW7
 }
 
 pub(super) const CSV_BUFFER: usize = 64 * 1024;
