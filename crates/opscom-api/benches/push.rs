@@ -36,11 +36,11 @@ fn users(prefix: &str, n: u64) -> Vec<UserRecord> {
             line: i + 2,
             unique_id: format!("{prefix}{i}"),
             attributes: vec![
-                ("login_source", "OPSCOM".to_owned()),
-                ("first_name", "Bench".to_owned()),
-                ("last_name", format!("User{i}")),
-                ("email", format!("{prefix}{i}@example.com")),
-                ("user_type_id", "6".to_owned()),
+                ("login_source".into(), "OPSCOM".to_owned()),
+                ("first_name".into(), "Bench".to_owned()),
+                ("last_name".into(), format!("User{i}")),
+                ("email".into(), format!("{prefix}{i}@example.com")),
+                ("user_type_id".into(), "6".to_owned()),
             ],
         })
         .collect()
@@ -109,11 +109,11 @@ fn wrk_user() -> UserRecord {
         line: 2,
         unique_id: "wrk-1".to_owned(),
         attributes: vec![
-            ("login_source", "OPSCOM".to_owned()),
-            ("first_name", "Bench".to_owned()),
-            ("last_name", "Wrk".to_owned()),
-            ("email", "wrk-1@example.com".to_owned()),
-            ("user_type_id", "6".to_owned()),
+            ("login_source".into(), "OPSCOM".to_owned()),
+            ("first_name".into(), "Bench".to_owned()),
+            ("last_name".into(), "Wrk".to_owned()),
+            ("email".into(), "wrk-1@example.com".to_owned()),
+            ("user_type_id".into(), "6".to_owned()),
         ],
     }
 }
@@ -166,7 +166,7 @@ fn main() {
     // would): the client's runtime does only the client's work. BENCH_SHARED_RUNTIME=1 puts both
     // on one runtime (the setup of the first measurement).
     let sandbox_rt =
-        (!shared_runtime).then(|| runtime("sandbox", knob("BENCH_SANDBOX_THREADS", 0)));
+        (!shared_runtime).then(|| runtime("sandbox".into(), knob("BENCH_SANDBOX_THREADS", 0)));
     let server = sandbox_rt
         .as_ref()
         .map_or(client_rt.handle(), Runtime::handle);
