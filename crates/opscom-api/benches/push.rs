@@ -166,7 +166,7 @@ fn main() {
     // would): the client's runtime does only the client's work. BENCH_SHARED_RUNTIME=1 puts both
     // on one runtime (the setup of the first measurement).
     let sandbox_rt =
-        (!shared_runtime).then(|| runtime("sandbox".into(), knob("BENCH_SANDBOX_THREADS", 0)));
+        (!shared_runtime).then(|| runtime("sandbox", knob("BENCH_SANDBOX_THREADS", 0)));
     let server = sandbox_rt
         .as_ref()
         .map_or(client_rt.handle(), Runtime::handle);
