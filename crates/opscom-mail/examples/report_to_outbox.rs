@@ -12,7 +12,7 @@ use opscom_mail::{
 
 #[tokio::main(flavor = "current_thread")]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let header: Vec<String> = ["unique_id", "login_source", "email", "birth_date"]
+    let header: Vec<String> = ["unique_id", "login_source", "email", "date_of_birth"]
         .map(String::from)
         .to_vec();
     let failed = [
@@ -26,7 +26,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             7,
             ["s1006", "OPSCOM", "dan@example.org", "1/15/1990"],
             "invalid date",
-            "birth_date `1/15/1990`: not a date written YYYY-MM-DD",
+            "date_of_birth `1/15/1990`: not a date written YYYY-MM-DD",
         ),
     ];
 
