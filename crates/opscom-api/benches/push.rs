@@ -36,11 +36,11 @@ fn users(prefix: &str, n: u64) -> Vec<UserRecord> {
             line: i + 2,
             unique_id: format!("{prefix}{i}"),
             attributes: vec![
-                ("login_source", "OPSCOM".to_owned()),
-                ("first_name", "Bench".to_owned()),
-                ("last_name", format!("User{i}")),
-                ("email", format!("{prefix}{i}@example.com")),
-                ("user_type_id", "6".to_owned()),
+                ("login_source".into(), "OPSCOM".to_owned()),
+                ("first_name".into(), "Bench".to_owned()),
+                ("last_name".into(), format!("User{i}")),
+                ("email".into(), format!("{prefix}{i}@example.com")),
+                ("user_type_id".into(), "6".to_owned()),
             ],
         })
         .collect()
@@ -109,11 +109,11 @@ fn wrk_user() -> UserRecord {
         line: 2,
         unique_id: "wrk-1".to_owned(),
         attributes: vec![
-            ("login_source", "OPSCOM".to_owned()),
-            ("first_name", "Bench".to_owned()),
-            ("last_name", "Wrk".to_owned()),
-            ("email", "wrk-1@example.com".to_owned()),
-            ("user_type_id", "6".to_owned()),
+            ("login_source".into(), "OPSCOM".to_owned()),
+            ("first_name".into(), "Bench".to_owned()),
+            ("last_name".into(), "Wrk".to_owned()),
+            ("email".into(), "wrk-1@example.com".to_owned()),
+            ("user_type_id".into(), "6".to_owned()),
         ],
     }
 }

@@ -32,8 +32,8 @@ use crate::model::{PushOutcome, TransientCause, UnreachableError, UserRecord};
 ///
 /// Common to all its clients: rustls with the platform verifier, no redirects (a redirect would
 /// resend the token in the body elsewhere: a 3xx is an answer), `Accept: application/json`,
-/// `Cache-Control: no-cache`, the `opscom-import/<version>` user agent, `TCP_NODELAY`, TCP
-/// keep-alive and the connect timeout of its [`TransportConfig`].
+/// `Cache-Control: no-cache`, `TCP_NODELAY`, and the user agent (by default
+/// `opscom-import/<version>`), TCP keep-alive and connect timeout of its [`TransportConfig`].
 #[derive(Clone)]
 pub struct HttpTransport {
     http: Client,
@@ -51,12 +51,17 @@ impl fmt::Debug for HttpTransport {
 impl HttpTransport {
     /// Builds the shared client: TLS roots, pool, default headers.
     pub fn new(config: TransportConfig) -> Result<Self, BuildError> {
+        let user_agent = HeaderValue::from_str(&config.user_agent).map_err(|_| {
+            BuildError::InvalidUserAgent {
+                user_agent: config.user_agent.clone(),
+            }
+        })?;
         let mut headers = HeaderMap::new();
         headers.insert(ACCEPT, HeaderValue::from_static("application/json"));
         headers.insert(CACHE_CONTROL, HeaderValue::from_static("no-cache"));
         let http = Client::builder()
             .default_headers(headers)
-            .user_agent(concat!("opscom-import/", env!("CARGO_PKG_VERSION")))
+            .user_agent(user_agent)
             .connect_timeout(config.connect_timeout)
             .pool_max_idle_per_host(config.pool_max_idle_per_host)
             .pool_idle_timeout(config.pool_idle_timeout)
@@ -309,12 +314,12 @@ struct PushBody<'a> {
 impl Serialize for PushBody<'_> {
     fn serialize<S: Serializer>(&self, serializer: S) -> Result<S::Ok, S::Error> {
         let attributes = &self.user.attributes;
-        let has_unique_id = attributes.iter().any(|(key, _)| *key == "unique_id");
+        let has_unique_id = attributes.iter().any(|(key, _)| key == "unique_id");
         let mut map = serializer.serialize_map(Some(attributes.len() + 2))?;
         if !has_unique_id {
             map.serialize_entry("unique_id", &self.user.unique_id)?;
         }
-        for (key, value) in attributes.iter().filter(|(key, _)| *key != "apiToken") {
+        for (key, value) in attributes.iter().filter(|(key, _)| key != "apiToken") {
             map.serialize_entry(key, value)?;
         }
         map.serialize_entry("apiToken", self.token)?;
@@ -492,8 +497,8 @@ mod tests {
             line: 2,
             unique_id: "u1".into(),
             attributes: vec![
-                ("login_source", "OPSCOM".into()),
-                ("user_type_id", "6".into()),
+                ("login_source".into(), "OPSCOM".into()),
+                ("user_type_id".into(), "6".into()),
             ],
         };
         let body = serde_json::to_value(PushBody {
@@ -508,7 +513,7 @@ mod tests {
             }))
         );
         let with_id = UserRecord {
-            attributes: vec![("unique_id", "u1".into())],
+            attributes: vec![("unique_id".into(), "u1".into())],
             ..user
         };
         let text = serde_json::to_string(&PushBody {

@@ -10,6 +10,10 @@ use secrecy::SecretString;
 /// The path of the push endpoint, appended to the base URL.
 pub const PUSH_PATH: &str = "/api/OC_TOMA/v1/profiles/push";
 
+/// The `User-Agent` sent by default: `opscom-import/<version of this crate>`. Another tool sets
+/// its own in [`TransportConfig::user_agent`].
+pub const DEFAULT_USER_AGENT: &str = concat!("opscom-import/", env!("CARGO_PKG_VERSION"));
+
 /// Settings of [`crate::HttpPushClient`]. Build with [`ClientConfig::new`], then adjust fields.
 #[derive(Clone)]
 #[non_exhaustive]
@@ -89,6 +93,9 @@ pub struct TransportConfig {
     pub pool_idle_timeout: Duration,
     /// TCP keep-alive probes on open connections.
     pub tcp_keepalive: Duration,
+    /// The `User-Agent` header of every request, e.g. `opscom-sync/2.1`; by default
+    /// [`DEFAULT_USER_AGENT`]. Must be a valid header value (visible ASCII and spaces).
+    pub user_agent: String,
     /// Told the duration of every HTTP request made through the transport (each attempt,
     /// retries included), for metrics; `None`: nothing is told.
     pub observer: Option<Arc<dyn RequestObserver>>,
@@ -105,14 +112,15 @@ pub trait RequestObserver: Send + Sync + fmt::Debug {
 }
 
 impl Default for TransportConfig {
-    /// 10 s connect, 512 idle connections per host kept 90 s, TCP keep-alive every 60 s, no
-    /// observer.
+    /// 10 s connect, 512 idle connections per host kept 90 s, TCP keep-alive every 60 s, the
+    /// [`DEFAULT_USER_AGENT`], no observer.
     fn default() -> Self {
         Self {
             connect_timeout: Duration::from_secs(10),
             pool_max_idle_per_host: 512,
             pool_idle_timeout: Duration::from_secs(90),
             tcp_keepalive: Duration::from_secs(60),
+            user_agent: DEFAULT_USER_AGENT.to_owned(),
             observer: None,
         }
     }
@@ -141,6 +149,14 @@ pub enum BuildError {
     /// `concurrency` is 0.
     #[error("the API concurrency must be at least 1")]
     ZeroConcurrency,
+    /// [`TransportConfig::user_agent`] is not a valid HTTP header value.
+    #[error(
+        "the user agent {user_agent:?} is not a valid HTTP header value (visible ASCII and spaces only)"
+    )]
+    InvalidUserAgent {
+        /// The user agent as configured.
+        user_agent: String,
+    },
     /// The HTTP client could not be set up (TLS roots, resolver).
     #[error("cannot set up the HTTP client: {0}")]
     Http(#[source] reqwest::Error),
@@ -156,5 +172,14 @@ mod tests {
         let debug = format!("{config:?}");
         assert!(!debug.contains("super-secret-token"), "{debug}");
         assert!(debug.contains("[REDACTED]"), "{debug}");
+    }
+
+    #[test]
+    fn the_default_user_agent_is_the_importers() {
+        assert_eq!(
+            TransportConfig::default().user_agent,
+            format!("opscom-import/{}", env!("CARGO_PKG_VERSION"))
+        );
+        assert_eq!(TransportConfig::default().user_agent, DEFAULT_USER_AGENT);
     }
 }

@@ -5,6 +5,36 @@
 //! unreachable. Transient failures are retried inside the client within a per-user budget;
 //! the rules that sort answers into classes are one table in [`classify`].
 //!
+//! # Quick start
+//!
+//! One user, pushed to an in-process [`opscom-sandbox`](../opscom_sandbox/index.html) (the API
+//! look-alike this crate is tested against; give a real `api_url` and token instead):
+//!
+//! ```
+//! use opscom_api::{ClientConfig, HttpPushClient, PushApi, PushOutcome, SecretString, UserRecord};
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let sandbox = opscom_sandbox::spawn(opscom_sandbox::SandboxConfig::default()).await?;
+//! let token = SecretString::from(opscom_sandbox::DEFAULT_TOKEN);
+//! let client = HttpPushClient::new(ClientConfig::new(sandbox.base_url(), token))?;
+//!
+//! let user = UserRecord::new(2, "s1001")
+//!     .with("login_source", "OPSCOM")
+//!     .with("email", "ann@example.org");
+//! match client.push_user(&user).await {
+//!     PushOutcome::Accepted => println!("line {}: imported", user.line),
+//!     other => println!("line {}: {}", user.line, other.class()),
+//! }
+//! # assert_eq!(sandbox.users().len(), 1);
+//! # sandbox.shutdown().await?;
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/push_to_sandbox.rs` does the same for two users on a shared [`HttpTransport`]
+//! (`cargo run -p opscom-api --example push_to_sandbox`).
+//!
 //! # One transport, many tenants
 //!
 //! An [`HttpTransport`] is the expensive part: one `reqwest` client with its rustls
@@ -42,6 +72,13 @@
 //! retried within the budget, then unreachable). A message the API sends back is cut to
 //! [`MAX_MESSAGE_CHARS`] characters on one line before it reaches a report.
 //!
+//! # Named codes and settings
+//!
+//! The API's error codes that change what the caller does are constants: [`TOKEN_ERROR_CODES`]
+//! (stop the tenant) and [`PARSE_ERROR_CODE`] (a row refused because the request could not be
+//! parsed: a bug in the caller). The `User-Agent` is [`TransportConfig::user_agent`], by default
+//! [`DEFAULT_USER_AGENT`].
+//!
 //! With the `mock` feature, `MockPushApi` (mockall) is available to other crates' tests.
 
 #![warn(missing_docs)]
@@ -51,10 +88,14 @@ mod client;
 mod config;
 mod model;
 
-pub use classify::{MAX_ANSWER_BYTES, MAX_MESSAGE_CHARS};
+pub use classify::{MAX_ANSWER_BYTES, MAX_MESSAGE_CHARS, PARSE_ERROR_CODE, TOKEN_ERROR_CODES};
 pub use client::{HttpPushClient, HttpTransport};
-pub use config::{BuildError, ClientConfig, PUSH_PATH, RequestObserver, TransportConfig};
-pub use model::{ApiError, PushOutcome, TransientCause, UnreachableError, UserRecord};
+pub use config::{
+    BuildError, ClientConfig, DEFAULT_USER_AGENT, PUSH_PATH, RequestObserver, TransportConfig,
+};
+pub use model::{
+    ApiError, AttributeKey, PushOutcome, TransientCause, UnreachableError, UserRecord,
+};
 pub use secrecy::SecretString;
 
 use async_trait::async_trait;

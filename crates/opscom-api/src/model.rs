@@ -1,9 +1,26 @@
 //! What goes to the API (one user) and what comes back (exactly one outcome per user).
 
+use std::borrow::Cow;
 use std::fmt;
 use std::time::Duration;
 
+/// The name of an API attribute in a [`UserRecord`]: borrowed from a static table (the importer's
+/// path, no allocation) or owned (a key built at run time by another tool).
+pub type AttributeKey = Cow<'static, str>;
+
 /// One user, ready to push: a CSV line already mapped to API attribute names and validated.
+///
+/// Built field by field, or with [`UserRecord::new`] and [`UserRecord::with`]:
+///
+/// ```
+/// use opscom_api::UserRecord;
+///
+/// let key = String::from("email"); // a key known only at run time
+/// let user = UserRecord::new(2, "u1")
+///     .with("login_source", "OPSCOM")
+///     .with(key, "ann@example.org");
+/// assert_eq!(user.attribute("email"), Some("ann@example.org"));
+/// ```
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct UserRecord {
     /// The 1-based line of the source file, for logs and the failure report.
@@ -11,7 +28,36 @@ pub struct UserRecord {
     /// The user's `unique_id` (the upsert key). Sent as `unique_id` unless `attributes` carries it too.
     pub unique_id: String,
     /// API attribute name → value; values are non-empty. Sent as a flat JSON object of strings.
-    pub attributes: Vec<(&'static str, String)>,
+    ///
+    /// A key is a [`Cow`]: `Cow::Borrowed` for a `&'static str` (what the importer sends, taken
+    /// from `opscom-schema`'s table), `Cow::Owned` for a `String`.
+    pub attributes: Vec<(AttributeKey, String)>,
+}
+
+impl UserRecord {
+    /// A user without attributes (the API needs at least `login_source`: add it with
+    /// [`UserRecord::with`]).
+    pub fn new(line: u64, unique_id: impl Into<String>) -> Self {
+        UserRecord {
+            line,
+            unique_id: unique_id.into(),
+            attributes: Vec::new(),
+        }
+    }
+
+    /// Adds the attribute `key` = `value` (a `&'static str` key is not copied).
+    pub fn with(mut self, key: impl Into<AttributeKey>, value: impl Into<String>) -> Self {
+        self.attributes.push((key.into(), value.into()));
+        self
+    }
+
+    /// The value of the first attribute named `key`, if any.
+    pub fn attribute(&self, key: &str) -> Option<&str> {
+        self.attributes
+            .iter()
+            .find(|(k, _)| k == key)
+            .map(|(_, v)| v.as_str())
+    }
 }
 
 /// How one push ended. Every answer of the API falls into exactly one of these.

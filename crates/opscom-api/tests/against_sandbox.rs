@@ -28,10 +28,10 @@ fn user(id: &str, email: &str) -> UserRecord {
         line: 2,
         unique_id: id.into(),
         attributes: vec![
-            ("unique_id", id.into()),
-            ("login_source", "OPSCOM".into()),
-            ("email", email.into()),
-            ("user_type_id", "6".into()),
+            ("unique_id".into(), id.into()),
+            ("login_source".into(), "OPSCOM".into()),
+            ("email".into(), email.into()),
+            ("user_type_id".into(), "6".into()),
         ],
     }
 }
@@ -79,7 +79,10 @@ async fn api_refusals_are_row_rejections_with_200_and_with_400() {
             other => panic!("expected a row rejection, got {other:?}"),
         }
         let long = UserRecord {
-            attributes: vec![("login_source", "OPSCOM".into()), ("city", "x".repeat(51))],
+            attributes: vec![
+                ("login_source".into(), "OPSCOM".into()),
+                ("city".into(), "x".repeat(51)),
+            ],
             ..user("u3", "c@x.org")
         };
         assert!(

@@ -11,6 +11,33 @@
 //!
 //! Line numbers are the physical lines (1-based) where a record starts, as an editor shows them,
 //! even when quoted values contain line breaks.
+//!
+//! # Quick start
+//!
+//! Every problem of a CSV held in memory, as `LINE: reason`:
+//!
+//! ```
+//! use opscom_csv::{ImportFile, ReadOptions, RowOutcome};
+//!
+//! let csv = "unique_id,login_source,email\n\
+//!            s1,OPSCOM,ann@example.org\n\
+//!            s2,,bob@\n";
+//! let file = ImportFile::open(std::io::Cursor::new(csv), "roster.csv", &ReadOptions::default())?;
+//! let mut problems = Vec::new();
+//! for row in file {
+//!     if let RowOutcome::Invalid(row) = row? {
+//!         problems.push(format!("{}: {}", row.line, row.reason()));
+//!     }
+//! }
+//! assert_eq!(
+//!     problems,
+//!     ["3: `login_source` is required but empty; `email` is not a valid e-mail address: `bob@`"]
+//! );
+//! # Ok::<(), opscom_csv::FileError>(())
+//! ```
+//!
+//! One value of one attribute is checked with [`validate_value`]; `examples/validate_in_memory.rs`
+//! is a runnable version of the above (`cargo run -p opscom-csv --example validate_in_memory`).
 
 #![warn(missing_docs)]
 
@@ -27,4 +54,8 @@ pub use error::{ErrorKind, ErrorSummary, FileError, Rejection, RejectionKind, SA
 pub use header::{Column, HeaderMap};
 pub use reader::{ColumnKeys, ImportFile, InvalidRow, ReadOptions, RowOutcome, ValidRow};
 pub use sniff::Encoding;
-pub use validate::{RowProblem, is_date, is_email};
+pub use validate::{RowProblem, is_date, is_email, validate_value};
+
+/// The attribute table of `opscom-schema` (`lookup`, `ATTRIBUTES`, `Attribute`, `Limit`),
+/// re-exported so that a caller of [`validate_value`] needs no other crate.
+pub use opscom_schema as schema;

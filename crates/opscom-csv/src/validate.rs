@@ -289,6 +289,44 @@ impl fmt::Display for RowProblem {
     }
 }
 
+/// Validates one value of the attribute `attr` exactly as [`crate::ImportFile`] validates a cell
+/// of its column: surrounding whitespace is trimmed; an empty value is a problem only when the
+/// attribute is required; otherwise the attribute's [`Limit`] is checked (length, e-mail,
+/// date, province, numeric id) and an identifier in scientific notation (`1.23E+11`) is refused.
+///
+/// `column` names the column in the problems' reasons: the header as the client spelled it, or
+/// [`Attribute::key`] when there is no file. What needs more than one value is not checked
+/// here: a row's number of cells and a `unique_id` repeated on another row.
+///
+/// An empty result means the value is valid.
+///
+/// ```
+/// use opscom_csv::{RowProblem, validate_value};
+///
+/// let email = opscom_csv::schema::lookup("email").unwrap();
+/// assert!(validate_value(email, "email", " ann@example.org ").is_empty());
+/// let problems = validate_value(email, "E-mail", "ann@");
+/// assert!(matches!(&problems[..], [RowProblem::NotEmail { .. }]));
+/// assert_eq!(problems[0].to_string(), "`E-mail` is not a valid e-mail address: `ann@`");
+///
+/// let unique_id = opscom_csv::schema::lookup("unique_id").unwrap();
+/// assert!(matches!(&validate_value(unique_id, "unique_id", "")[..], [RowProblem::RequiredEmpty { .. }]));
+/// ```
+pub fn validate_value(attr: &Attribute, column: &str, value: &str) -> Vec<RowProblem> {
+    let mut problems = Vec::new();
+    let value = value.trim();
+    if value.is_empty() {
+        if attr.required {
+            problems.push(RowProblem::RequiredEmpty {
+                column: column.to_owned(),
+            });
+        }
+    } else {
+        check_value(attr, column, value, is_id_key(attr.key), &mut problems);
+    }
+    problems
+}
+
 /// Checks one non-empty, trimmed value of `attr` (in column `column`) and pushes its problems.
 pub(crate) fn check_value(
     attr: &Attribute,

@@ -60,8 +60,35 @@ pub(crate) fn prepare(
     limits: &AttachmentLimits,
     modified: zip::DateTime,
 ) -> io::Result<PreparedAttachment> {
-    let mut file = File::open(path)?;
+    let file = File::open(path)?;
     let size = file.metadata()?.len();
+    prepare_from(file, size, csv_name, limits, modified)
+}
+
+/// Makes an attachment named `csv_name` that fits `limits` from a failure CSV held in memory.
+pub(crate) fn prepare_bytes(
+    bytes: &[u8],
+    csv_name: &str,
+    limits: &AttachmentLimits,
+    modified: zip::DateTime,
+) -> io::Result<PreparedAttachment> {
+    prepare_from(
+        Cursor::new(bytes),
+        bytes.len() as u64,
+        csv_name,
+        limits,
+        modified,
+    )
+}
+
+/// The failure CSV `source` of `size` bytes (read from its start) as an attachment that fits.
+fn prepare_from<R: Read + Seek>(
+    mut file: R,
+    size: u64,
+    csv_name: &str,
+    limits: &AttachmentLimits,
+    modified: zip::DateTime,
+) -> io::Result<PreparedAttachment> {
     if size <= limits.compress_above && size <= limits.max_attachment {
         let mut bytes = Vec::with_capacity(usize::try_from(size).unwrap_or(0));
         file.read_to_end(&mut bytes)?;
@@ -92,7 +119,8 @@ pub(crate) fn prepare(
     // then halve until the zip of a row-aligned prefix fits.
     let mut target = consumed / 10 * 9;
     loop {
-        let (cut, rows_kept) = record_boundary_at_most(path, target)?;
+        file.seek(SeekFrom::Start(0))?;
+        let (cut, rows_kept) = record_boundary_at_most(&mut file, target)?;
         file.seek(SeekFrom::Start(0))?;
         if let ZipOutcome::Fits(bytes) = zip_prefix(&mut file, cut, csv_name, cap, modified)? {
             return Ok(PreparedAttachment {
@@ -120,8 +148,8 @@ enum ZipOutcome {
 }
 
 /// Zips the first `len` bytes of `file` into one entry, giving up once the zip passes `cap`.
-fn zip_prefix(
-    file: &mut File,
+fn zip_prefix<R: Read>(
+    file: &mut R,
     len: u64,
     entry_name: &str,
     cap: usize,
@@ -162,13 +190,13 @@ fn zip_prefix(
 }
 
 /// The end of the last CSV record ending at or before byte `target` (the header always
-/// counts), and how many data records come before it.
-fn record_boundary_at_most(path: &Path, target: u64) -> io::Result<(u64, u64)> {
-    let file = File::open(path)?;
+/// counts), and how many data records come before it. `file` is read from where it stands (its
+/// start).
+fn record_boundary_at_most<R: Read + Seek>(file: &mut R, target: u64) -> io::Result<(u64, u64)> {
     let mut reader = csv::ReaderBuilder::new()
         .has_headers(false)
         .flexible(true)
-        .from_reader(BufReader::new(file));
+        .from_reader(BufReader::new(&mut *file));
     let mut record = csv::ByteRecord::new();
     let mut boundary = 0u64;
     let mut records = 0u64;
@@ -186,8 +214,8 @@ fn record_boundary_at_most(path: &Path, target: u64) -> io::Result<(u64, u64)> {
             Err(e) => return Err(io::Error::other(e)),
         }
     }
+    drop(reader);
     // The parser stops after the `\r` of a CRLF; the `\n` belongs with the record before it.
-    let mut file = File::open(path)?;
     file.seek(SeekFrom::Start(boundary))?;
     let mut next = [0u8; 1];
     if file.read(&mut next)? == 1 && next[0] == b'\n' {
@@ -309,5 +337,29 @@ mod tests {
         let rows = reader.records().filter(|r| r.is_ok()).count() as u64;
         assert_eq!(rows, rows_kept);
         assert!(csv.ends_with(b"\r\n"));
+    }
+
+    #[test]
+    fn bytes_in_memory_make_the_same_attachment_as_the_file() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = big_csv(dir.path(), 2000);
+        let bytes = std::fs::read(&path).unwrap();
+        for limits in [
+            AttachmentLimits::default(),
+            AttachmentLimits {
+                compress_above: 1000,
+                max_attachment: 1 << 20,
+            },
+            AttachmentLimits {
+                compress_above: 1000,
+                max_attachment: 64 * 1024,
+            },
+        ] {
+            let from_file = prepare(&path, "r-failed.csv", &limits, dt()).unwrap();
+            let from_bytes = prepare_bytes(&bytes, "r-failed.csv", &limits, dt()).unwrap();
+            assert_eq!(from_bytes.form, from_file.form, "{limits:?}");
+            assert_eq!(from_bytes.name, from_file.name, "{limits:?}");
+            assert_eq!(from_bytes.bytes, from_file.bytes, "{limits:?}");
+        }
     }
 }

@@ -11,6 +11,52 @@
 //! 3. [`Spool::enqueue`] writes it durably under the state folder *before* any sending;
 //!    [`Spool::deliver_pending`] sends what waits, oldest first, through a [`Mailer`]
 //!    ([`SmtpMailer`] or [`OutboxMailer`]), removing each only once the server accepted it.
+//!
+//! # Quick start
+//!
+//! A failure report for one failed row, its CSV kept in memory, "sent" into an outbox folder
+//! (an [`SmtpMailer`] from [`SmtpMailer::from_url`] or [`SmtpMailer::builder`] sends it for real):
+//!
+//! ```
+//! use opscom_mail::{
+//!     ComposeOptions, FailureCsv, FailureCsvWriter, FailureReport, FailureSummary, Mailer,
+//!     OutboxMailer, Report, ReportEnvelope, compose,
+//! };
+//!
+//! # #[tokio::main(flavor = "current_thread")]
+//! # async fn main() -> Result<(), Box<dyn std::error::Error>> {
+//! let header = ["unique_id".to_owned(), "email".to_owned()];
+//! let mut csv = FailureCsvWriter::new(Vec::new(), &header)?;
+//! let mut summary = FailureSummary::new();
+//! let reason = "email `ann@`: not a valid e-mail address";
+//! csv.write_failure(2, &["s1".to_owned(), "ann@".to_owned()], reason)?;
+//! summary.add("invalid e-mail address", 2, reason);
+//!
+//! let report = Report::Failures(FailureReport {
+//!     file_name: "roster.csv".into(),
+//!     rows_total: 10,
+//!     rows_ok: 9,
+//!     rows_failed: 1,
+//!     summary,
+//!     failure_csv: Some(FailureCsv::Bytes(csv.finish()?)),
+//! });
+//! let envelope = ReportEnvelope::new("acme", "parking@acme.edu", "it@acme.edu")?;
+//! let options = ComposeOptions::at(jiff::Timestamp::now());
+//! let message = compose(&report, &envelope, "roster-2026-11-03", &options)?;
+//! assert_eq!(message.subject(), "roster.csv: 1 of 10 users not imported");
+//!
+//! # let dir = tempfile::tempdir()?;
+//! # let outbox_dir = dir.path().join("outbox");
+//! let outbox = OutboxMailer::new(outbox_dir);
+//! outbox.send(&message).await?;
+//! println!("written to {}", outbox.path_for(&message).display());
+//! # assert!(outbox.path_for(&message).exists());
+//! # Ok(())
+//! # }
+//! ```
+//!
+//! `examples/report_to_outbox.rs` does the same for two failed rows
+//! (`cargo run -p opscom-mail --example report_to_outbox`).
 
 #![warn(missing_docs)]
 
@@ -31,12 +77,14 @@ pub use failure_csv::{FailureCsvError, FailureCsvWriter, IMPORT_ERROR_COLUMN, fa
 pub use mailer::{MailError, Mailer, MessageMeta, OutgoingMessage, ReportKind};
 pub use outbox::OutboxMailer;
 pub use report::{
-    AddressError, ComposeError, ComposeOptions, DelayedReport, EXCEL_SAVE_AS, FailureReport,
-    FolderProblemReport, RejectedReport, Report, ReportEnvelope, TokenRejectedReport, compose,
-    report_key,
+    AddressError, ComposeError, ComposeOptions, DelayedReport, EXCEL_SAVE_AS, FailureCsv,
+    FailureReport, FolderProblemReport, RejectedReport, Report, ReportEnvelope,
+    TokenRejectedReport, compose, report_key,
 };
+pub use secrecy::SecretString;
 pub use smtp::{
-    DEFAULT_COMMAND_TIMEOUT, DEFAULT_SEND_TIMEOUT, SmtpMailer, SmtpSecurity, SmtpUrlError,
+    DEFAULT_COMMAND_TIMEOUT, DEFAULT_SEND_TIMEOUT, SmtpMailer, SmtpMailerBuilder, SmtpSecurity,
+    SmtpUrlError,
 };
 pub use spool::{DeliveryStats, PendingReport, Spool, SpoolError, SpoolId};
 pub use summary::{

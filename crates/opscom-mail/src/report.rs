@@ -1,7 +1,7 @@
 //! The reports a tenant receives, and [`compose`], which turns one into a fully formatted
 //! message with a stable Message-ID.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
 use jiff::Timestamp;
@@ -44,6 +44,10 @@ pub enum ComposeError {
         /// What went wrong.
         source: std::io::Error,
     },
+    /// The failure CSV held in memory could not be attached (too large for the attachment
+    /// limits even when cut to its header).
+    #[error("cannot attach the failure CSV: {0}")]
+    AttachmentInMemory(#[source] std::io::Error),
     /// The message could not be built (should not happen with validated addresses).
     #[error("cannot build the report message: {0}")]
     Build(String),
@@ -111,8 +115,49 @@ pub struct FailureReport {
     pub rows_failed: u64,
     /// Counts per reason and first lines.
     pub summary: FailureSummary,
-    /// The failure CSV written by [`crate::FailureCsvWriter`], attached as `NAME-failed.csv`.
-    pub failure_csv: Option<PathBuf>,
+    /// The failure CSV written by [`crate::FailureCsvWriter`], attached as `NAME-failed.csv`:
+    /// a file on disk (`PathBuf` converts with `.into()`) or bytes in memory.
+    pub failure_csv: Option<FailureCsv>,
+}
+
+/// Where the failure CSV of a [`FailureReport`] is: the importer streams it to disk (memory does
+/// not grow with the failures); a tool with a handful of failed rows may keep it in memory.
+///
+/// ```
+/// use opscom_mail::{FailureCsv, FailureCsvWriter};
+///
+/// let header = ["unique_id".to_owned(), "email".to_owned()];
+/// let mut csv = FailureCsvWriter::new(Vec::new(), &header)?;
+/// csv.write_failure(2, &["s1".to_owned(), "not-an-address".to_owned()], "invalid e-mail")?;
+/// let in_memory = FailureCsv::Bytes(csv.finish()?);
+/// let on_disk: FailureCsv = std::path::PathBuf::from("/var/lib/x/reports/1.csv").into();
+/// # drop((in_memory, on_disk));
+/// # Ok::<(), opscom_mail::FailureCsvError>(())
+/// ```
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FailureCsv {
+    /// A file, read (streamed) when the report is composed.
+    File(PathBuf),
+    /// The whole CSV, as written by [`crate::FailureCsvWriter`] into a `Vec<u8>`.
+    Bytes(Vec<u8>),
+}
+
+impl From<PathBuf> for FailureCsv {
+    fn from(path: PathBuf) -> Self {
+        FailureCsv::File(path)
+    }
+}
+
+impl From<&Path> for FailureCsv {
+    fn from(path: &Path) -> Self {
+        FailureCsv::File(path.to_owned())
+    }
+}
+
+impl From<Vec<u8>> for FailureCsv {
+    fn from(bytes: Vec<u8>) -> Self {
+        FailureCsv::Bytes(bytes)
+    }
 }
 
 /// A whole file was rejected before any row was sent.
@@ -300,13 +345,17 @@ fn failures_text(
     );
     let csv_name = failure_file_name(&r.file_name);
     let prepared = match &r.failure_csv {
-        Some(path) => Some(
+        Some(FailureCsv::File(path)) => Some(
             attachment::prepare(path, &csv_name, &options.limits, zip_date(options.date)).map_err(
                 |source| ComposeError::Attachment {
                     path: path.clone(),
                     source,
                 },
             )?,
+        ),
+        Some(FailureCsv::Bytes(bytes)) => Some(
+            attachment::prepare_bytes(bytes, &csv_name, &options.limits, zip_date(options.date))
+                .map_err(ComposeError::AttachmentInMemory)?,
         ),
         None => None,
     };

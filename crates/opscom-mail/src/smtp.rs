@@ -1,9 +1,10 @@
 //! [`SmtpMailer`]: sends through an SMTP server with lettre.
 //!
 //! `smtp://` (plain) is allowed only to a loopback address; `smtps://` is TLS from the first
-//! byte; `smtp://…?tls=required` is STARTTLS, refused if the server does not offer it. The
-//! password comes from the URL or from the caller (an environment variable), is held as a
-//! [`SecretString`], and never appears in `Debug`, errors or logs.
+//! byte; `smtp://…?tls=required` is STARTTLS, refused if the server does not offer it. A mailer is
+//! configured from such a URL ([`SmtpMailer::from_url`]) or from its parts
+//! ([`SmtpMailer::builder`]). The password comes from the URL or from the caller (an environment
+//! variable), is held as a [`SecretString`], and never appears in `Debug`, errors or logs.
 
 use std::fmt;
 use std::sync::OnceLock;
@@ -85,6 +86,99 @@ pub enum SmtpSecurity {
     Tls,
 }
 
+impl SmtpSecurity {
+    /// The usual port: 25 (plain), 587 (STARTTLS), 465 (TLS).
+    pub fn default_port(self) -> u16 {
+        match self {
+            SmtpSecurity::Plain => 25,
+            SmtpSecurity::StartTls => 587,
+            SmtpSecurity::Tls => 465,
+        }
+    }
+}
+
+/// An [`SmtpMailer`] from parts: made by [`SmtpMailer::builder`], finished by
+/// [`SmtpMailerBuilder::build`]. `Debug` never shows the password.
+#[derive(Debug, Clone)]
+#[must_use = "call .build() to get the mailer"]
+pub struct SmtpMailerBuilder {
+    host: String,
+    security: SmtpSecurity,
+    port: Option<u16>,
+    credentials: Option<(String, SecretString)>,
+    command_timeout: Duration,
+    send_timeout: Duration,
+}
+
+impl SmtpMailerBuilder {
+    /// The server's port, instead of the usual one of the security mode.
+    pub fn port(mut self, port: u16) -> Self {
+        self.port = Some(port);
+        self
+    }
+
+    /// Logs in with `username` and `password` (over TLS, or to a loopback server).
+    pub fn credentials(mut self, username: impl Into<String>, password: SecretString) -> Self {
+        self.credentials = Some((username.into(), password));
+        self
+    }
+
+    /// The time allowed for each SMTP command and for a whole message (by default
+    /// [`DEFAULT_COMMAND_TIMEOUT`] and [`DEFAULT_SEND_TIMEOUT`]).
+    pub fn timeouts(mut self, command: Duration, send: Duration) -> Self {
+        self.command_timeout = command;
+        self.send_timeout = send;
+        self
+    }
+
+    /// Checks the parts and configures the mailer; nothing is connected yet. Errors name the
+    /// server as the equivalent `smtp_url` would.
+    pub fn build(self) -> Result<SmtpMailer, SmtpUrlError> {
+        let name = self.host.trim();
+        let name = name
+            .strip_prefix('[')
+            .and_then(|n| n.strip_suffix(']'))
+            .unwrap_or(name);
+        let port = self.port.unwrap_or(self.security.default_port());
+        let (host, loopback) = match name.parse::<std::net::IpAddr>() {
+            Ok(ip) => (ip.to_string(), ip.is_loopback()),
+            Err(_) => (name.to_owned(), name.eq_ignore_ascii_case("localhost")),
+        };
+        let in_url = if host.contains(':') {
+            format!("[{host}]")
+        } else {
+            host.clone()
+        };
+        let shown = match self.security {
+            SmtpSecurity::Plain => format!("smtp://{in_url}:{port}"),
+            SmtpSecurity::StartTls => format!("smtp://{in_url}:{port}?tls=required"),
+            SmtpSecurity::Tls => format!("smtps://{in_url}:{port}"),
+        };
+        if host.is_empty() || host.contains(['/', '?', '#', '@', ' ']) {
+            return Err(SmtpUrlError::Invalid {
+                reason: format!("{:?} is not a host name or IP address", self.host),
+            });
+        }
+        if self.security == SmtpSecurity::Plain && !loopback {
+            return Err(SmtpUrlError::PlainNotLoopback { url: shown, host });
+        }
+        let (username, password) = match self.credentials {
+            Some((user, password)) => (Some(user), Some(password)),
+            None => (None, None),
+        };
+        SmtpMailer::assemble(
+            host,
+            port,
+            self.security,
+            username,
+            password,
+            self.command_timeout,
+            self.send_timeout,
+            shown,
+        )
+    }
+}
+
 /// Sends messages to an SMTP server. Cheap to share behind an `Arc`.
 pub struct SmtpMailer {
     host: String,
@@ -150,11 +244,7 @@ impl SmtpMailer {
         if security == SmtpSecurity::Plain && !loopback {
             return Err(SmtpUrlError::PlainNotLoopback { url: shown, host });
         }
-        let port = parsed.port().unwrap_or(match security {
-            SmtpSecurity::Plain => 25,
-            SmtpSecurity::StartTls => 587,
-            SmtpSecurity::Tls => 465,
-        });
+        let port = parsed.port().unwrap_or(security.default_port());
 
         let username = (!parsed.username().is_empty()).then(|| percent_decode(parsed.username()));
         let url_password = parsed
@@ -167,7 +257,58 @@ impl SmtpMailer {
         if password.is_some() && username.is_none() {
             return Err(SmtpUrlError::PasswordWithoutUser { url: shown });
         }
+        Self::assemble(
+            host,
+            port,
+            security,
+            username,
+            password,
+            DEFAULT_COMMAND_TIMEOUT,
+            DEFAULT_SEND_TIMEOUT,
+            shown,
+        )
+    }
 
+    /// Configures a mailer from its parts, without a URL: the server's `host` (a name or an IP
+    /// address) and how the connection is protected; then, on the [`SmtpMailerBuilder`], the
+    /// port (by default 25, 587 or 465 for [`SmtpSecurity::Plain`], [`SmtpSecurity::StartTls`]
+    /// and [`SmtpSecurity::Tls`]), credentials and timeouts. The rules of
+    /// [`SmtpMailer::from_url`] hold: plain SMTP only to a loopback address, a password never
+    /// shown.
+    ///
+    /// ```
+    /// use opscom_mail::{SecretString, SmtpMailer, SmtpSecurity};
+    ///
+    /// let mailer = SmtpMailer::builder("mail.acme.edu", SmtpSecurity::StartTls)
+    ///     .port(2587)
+    ///     .credentials("importer", SecretString::from("s3cret"))
+    ///     .build()?;
+    /// assert_eq!((mailer.host(), mailer.port()), ("mail.acme.edu", 2587));
+    /// # Ok::<(), opscom_mail::SmtpUrlError>(())
+    /// ```
+    pub fn builder(host: impl Into<String>, security: SmtpSecurity) -> SmtpMailerBuilder {
+        SmtpMailerBuilder {
+            host: host.into(),
+            security,
+            port: None,
+            credentials: None,
+            command_timeout: DEFAULT_COMMAND_TIMEOUT,
+            send_timeout: DEFAULT_SEND_TIMEOUT,
+        }
+    }
+
+    /// The mailer for checked parts; `shown` names the server in errors (no password).
+    #[allow(clippy::too_many_arguments)]
+    fn assemble(
+        host: String,
+        port: u16,
+        security: SmtpSecurity,
+        username: Option<String>,
+        password: Option<SecretString>,
+        command_timeout: Duration,
+        send_timeout: Duration,
+        shown: String,
+    ) -> Result<Self, SmtpUrlError> {
         let tls = match security {
             SmtpSecurity::Plain => Tls::None,
             SmtpSecurity::StartTls | SmtpSecurity::Tls => {
@@ -185,7 +326,7 @@ impl SmtpMailer {
         let mut builder = AsyncSmtpTransport::<Tokio1Executor>::builder_dangerous(host.clone())
             .port(port)
             .tls(tls)
-            .timeout(Some(DEFAULT_COMMAND_TIMEOUT));
+            .timeout(Some(command_timeout));
         if let (Some(user), Some(pass)) = (&username, &password) {
             builder = builder.credentials(Credentials::new(
                 user.clone(),
@@ -198,7 +339,7 @@ impl SmtpMailer {
             security,
             username,
             password,
-            send_timeout: DEFAULT_SEND_TIMEOUT,
+            send_timeout,
             builder,
             transport: OnceLock::new(),
         })
@@ -404,5 +545,79 @@ mod tests {
         let e = SmtpMailer::from_url("smtp://:pw@127.0.0.1", None).unwrap_err();
         assert!(matches!(e, SmtpUrlError::PasswordWithoutUser { .. }));
         assert!(!e.to_string().contains("pw@"));
+    }
+
+    /// What a mailer is configured to do, for comparing two ways of building it.
+    fn settings(m: &SmtpMailer) -> (String, u16, SmtpSecurity, Option<String>, bool, Duration) {
+        (
+            m.host.clone(),
+            m.port,
+            m.security,
+            m.username.clone(),
+            m.password.is_some(),
+            m.send_timeout,
+        )
+    }
+
+    #[test]
+    fn the_builder_configures_what_the_equivalent_url_does() {
+        let pairs = [
+            (
+                SmtpMailer::builder("127.0.0.1", SmtpSecurity::Plain).port(2525),
+                "smtp://127.0.0.1:2525",
+            ),
+            (
+                SmtpMailer::builder("localhost", SmtpSecurity::Plain),
+                "smtp://localhost",
+            ),
+            (
+                SmtpMailer::builder("::1", SmtpSecurity::Plain),
+                "smtp://[::1]",
+            ),
+            (
+                SmtpMailer::builder("mail.acme.edu", SmtpSecurity::Tls),
+                "smtps://mail.acme.edu",
+            ),
+            (
+                SmtpMailer::builder("mail.acme.edu", SmtpSecurity::StartTls)
+                    .credentials("mailer", SecretString::from("s3cr@t")),
+                "smtp://mailer:s3cr%40t@mail.acme.edu?tls=required",
+            ),
+        ];
+        for (builder, url) in pairs {
+            let built = builder.build().unwrap();
+            let parsed = SmtpMailer::from_url(url, None).unwrap();
+            assert_eq!(settings(&built), settings(&parsed), "{url}");
+        }
+        let m = SmtpMailer::builder("mail.acme.edu", SmtpSecurity::Tls)
+            .timeouts(Duration::from_secs(5), Duration::from_secs(9))
+            .build()
+            .unwrap();
+        assert_eq!(m.send_timeout, Duration::from_secs(9));
+    }
+
+    #[test]
+    fn the_builder_keeps_the_rules_of_the_url() {
+        let e = SmtpMailer::builder("mail.acme.edu", SmtpSecurity::Plain)
+            .build()
+            .unwrap_err();
+        assert!(
+            matches!(&e, SmtpUrlError::PlainNotLoopback { host, .. } if host == "mail.acme.edu")
+        );
+        assert!(e.to_string().contains("smtp://mail.acme.edu:25"), "{e}");
+        for bad in ["", "  ", "mail.acme.edu/x", "user@mail.acme.edu"] {
+            assert!(
+                matches!(
+                    SmtpMailer::builder(bad, SmtpSecurity::Tls).build(),
+                    Err(SmtpUrlError::Invalid { .. })
+                ),
+                "{bad:?}"
+            );
+        }
+        let builder = SmtpMailer::builder("mail.acme.edu", SmtpSecurity::Tls)
+            .credentials("mailer", SecretString::from("s3cret-pw"));
+        let shown = format!("{builder:?} {:?}", builder.clone().build().unwrap());
+        assert!(!shown.contains("s3cret-pw"), "{shown}");
+        assert!(shown.contains("mailer"), "{shown}");
     }
 }

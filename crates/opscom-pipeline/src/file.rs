@@ -500,7 +500,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                         }
                         PushOutcome::RowRejected(err) => {
                             self.api_reached = true;
-                            if err.code == Some(9003) {
+                            if err.code == Some(opscom_api::PARSE_ERROR_CODE) {
                                 warn!(tenant = %self.cx.tenant.name, line, "the API could not parse our request (9003): a bug in the importer");
                             }
                             let category = report::api_category(&err);
@@ -541,7 +541,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                         let user = UserRecord {
                             line: row.line,
                             unique_id: row.unique_id().to_owned(),
-                            attributes: row.fields().map(|(k, v)| (k, v.to_owned())).collect(),
+                            attributes: row.fields().map(|(k, v)| (k.into(), v.to_owned())).collect(),
                         };
                         let api = Arc::clone(&api);
                         in_flight.push(async move {

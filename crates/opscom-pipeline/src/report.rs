@@ -120,7 +120,7 @@ impl ReportSink {
             rows_ok,
             rows_failed: rows_total - rows_ok,
             summary: summary.clone(),
-            failure_csv: Some(csv.to_owned()),
+            failure_csv: Some(csv.into()),
         });
         self.enqueue_held(&report, claim_id)
     }

@@ -39,9 +39,9 @@ pub fn user(n: u64) -> UserRecord {
         line: n + 1,
         unique_id: format!("u{n}"),
         attributes: vec![
-            ("login_source", "OPSCOM".into()),
-            ("email", format!("person{n}@example.com")),
-            ("first_name", "Zoë".into()),
+            ("login_source".into(), "OPSCOM".into()),
+            ("email".into(), format!("person{n}@example.com")),
+            ("first_name".into(), "Zoë".into()),
         ],
     }
 }

@@ -57,7 +57,7 @@ pub fn roster_report(dir: &Path) -> (FailureReport, PathBuf) {
         rows_ok: 117,
         rows_failed: 3,
         summary,
-        failure_csv: Some(path.clone()),
+        failure_csv: Some(path.clone().into()),
     };
     (report, path)
 }

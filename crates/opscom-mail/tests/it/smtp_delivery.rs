@@ -202,3 +202,20 @@ async fn a_server_that_never_answers_is_a_transient_failure_after_the_timeout() 
     assert!(started.elapsed() < Duration::from_secs(5));
     drop(listener);
 }
+
+#[tokio::test]
+async fn a_mailer_built_from_parts_delivers() {
+    let server = SmtpServer::start();
+    let dir = tempfile::tempdir().unwrap();
+    let message = compose_roster(dir.path(), "claim-parts");
+    let mailer = SmtpMailer::builder("127.0.0.1", opscom_mail::SmtpSecurity::Plain)
+        .port(server.port())
+        .timeouts(Duration::from_secs(10), Duration::from_secs(20))
+        .build()
+        .unwrap();
+    mailer.send(&message).await.unwrap();
+    let received = server.messages();
+    assert_eq!(received.len(), 1);
+    assert_eq!(received[0].message_id(), Some(message.message_id()));
+    assert_eq!(received[0].envelope_to(), vec!["it@acme.edu".to_owned()]);
+}
