@@ -14,7 +14,6 @@ use opscom_mail::{MailError, Mailer, OutgoingMessage, ReportKind};
 use opscom_pipeline::config::{Config, MailSettings, Schedule, Tenant};
 use opscom_pipeline::{Outcome, Service};
 use opscom_scheduler::{Clock, SystemClock};
-use secrecy::SecretString;
 use tokio::sync::watch;
 
 /// How the recording API answers.
@@ -158,23 +157,17 @@ impl Fixture {
         d
     }
 
+    /// A tenant without API settings: the tests bring its `PushApi`.
     fn tenant(&self, name: &str, concurrency: usize) -> Tenant {
-        Tenant {
-            name: name.into(),
-            drop_dir: self.drop_dir(name),
-            work_dir: self.root.join("state/tenants").join(name),
-            api_url: "http://127.0.0.1:9".into(),
-            api_token: SecretString::from("token"),
-            reply_to_admin_email: format!("admin@{name}.example"),
-            failed_import_email: format!("it@{name}.example"),
-            concurrency,
-            max_file_size: 1 << 20,
-            requests_per_second: None,
-            api_retry_budget: Duration::from_secs(1),
-            bak_retention: None,
-            api_token_source: "api_token in the configuration file".into(),
-            expect_file_every: None,
-        }
+        Tenant::new(
+            name,
+            self.drop_dir(name),
+            self.root.join("state/tenants").join(name),
+            format!("admin@{name}.example"),
+            format!("it@{name}.example"),
+        )
+        .with_concurrency(concurrency)
+        .with_max_file_size(1 << 20)
     }
 
     fn service(
@@ -183,20 +176,17 @@ impl Fixture {
         apis: Vec<Arc<RecordingApi>>,
         mailer: &Arc<RecordingMailer>,
     ) -> Service {
-        let config = Config {
-            state_dir: self.root.join("state"),
-            schedule: Schedule {
-                interval: Duration::from_secs(300),
-                settle: Duration::from_secs(1),
-            },
-            mail: MailSettings::Outbox {
+        let config = Config::new(
+            self.root.join("state"),
+            MailSettings::Outbox {
                 dir: self.root.join("outbox"),
             },
             tenants,
-            metrics: None,
-            records: Default::default(),
-            operator: None,
-        };
+        )
+        .with_schedule(Schedule {
+            interval: Duration::from_secs(300),
+            settle: Duration::from_secs(1),
+        });
         let apis = config
             .tenants
             .iter()

@@ -2,6 +2,7 @@
 //! state survives a new instance (another process, a restart).
 
 use super::*;
+use crate::config::ApiSettings;
 use opscom_mail::{MailError, OutgoingMessage};
 use opscom_scheduler::ManualClock;
 use secrecy::SecretString;
@@ -32,22 +33,23 @@ impl Recorder {
 }
 
 fn tenant(dir: &Path) -> Tenant {
-    Tenant {
-        name: "acme".into(),
-        drop_dir: dir.join("drop"),
-        work_dir: dir.join("work"),
-        api_url: "https://api.example".into(),
-        api_token: SecretString::from("secret-token-value"),
-        reply_to_admin_email: "parking@acme.example".into(),
-        failed_import_email: "it@acme.example".into(),
-        concurrency: 1,
-        max_file_size: 1,
-        requests_per_second: None,
-        api_retry_budget: Duration::from_secs(1),
-        api_token_source: "the file /etc/tokens/acme (api_token_file)".into(),
-        expect_file_every: None,
-        bak_retention: None,
-    }
+    Tenant::new(
+        "acme",
+        dir.join("drop"),
+        dir.join("work"),
+        "parking@acme.example",
+        "it@acme.example",
+    )
+    .with_api(
+        ApiSettings::new(
+            "https://api.example",
+            SecretString::from("secret-token-value"),
+        )
+        .with_token_source("the file /etc/tokens/acme (api_token_file)")
+        .with_retry_budget(Duration::from_secs(1)),
+    )
+    .with_concurrency(1)
+    .with_max_file_size(1)
 }
 
 fn operator() -> Operator {
