@@ -1,143 +1,19 @@
-//! The pipeline with recording doubles for the API and the mailer: a whole tenant pass, resume
+//! The pipeline with the testkit's recording doubles for the API and the mailer: a whole tenant pass, resume
 //! after a crash (the pass future dropped mid-file), outages, token refusal, mail down, shutdown
 //! and tenant isolation. The binary against real servers is tested in the workspace's `tests/`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
-use opscom_api::{ApiError, PushApi, PushOutcome, TransientCause, UnreachableError, UserRecord};
-use opscom_mail::{MailError, Mailer, OutgoingMessage, ReportKind};
+use opscom_api::PushApi;
+use opscom_mail::{Mailer, ReportKind};
 use opscom_pipeline::config::{Config, MailSettings, Schedule, Tenant};
 use opscom_pipeline::{Outcome, Service};
 use opscom_scheduler::{Clock, SystemClock};
+use opscom_testkit::{ApiMode as Mode, RecordingApi, RecordingMailer};
 use tokio::sync::watch;
-
-/// How the recording API answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Accept,
-    Unreachable,
-    TokenRefused,
-    /// Accept the first `n` pushes, then never answer (a process about to be killed).
-    HangAfter(usize),
-    /// Accept until `n` pushes were started in all, then answer "unreachable" (rate limiting).
-    UnreachableAfter(usize),
-}
-
-/// An API double that records every push and answers per its mode; `bad@` e-mails get 9019.
-#[derive(Debug)]
-struct RecordingApi {
-    mode: Mutex<Mode>,
-    pushes: Mutex<Vec<UserRecord>>,
-    started: AtomicUsize,
-}
-
-impl RecordingApi {
-    fn new(mode: Mode) -> Arc<Self> {
-        Arc::new(RecordingApi {
-            mode: Mutex::new(mode),
-            pushes: Mutex::new(Vec::new()),
-            started: AtomicUsize::new(0),
-        })
-    }
-
-    fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.pushes
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|u| u.unique_id.clone())
-            .collect()
-    }
-}
-
-#[async_trait]
-impl PushApi for RecordingApi {
-    async fn push_user(&self, user: &UserRecord) -> PushOutcome {
-        let n = self.started.fetch_add(1, Ordering::SeqCst);
-        let mode = *self.mode.lock().unwrap();
-        match mode {
-            Mode::HangAfter(limit) if n >= limit => std::future::pending().await,
-            Mode::UnreachableAfter(limit) if n >= limit => {
-                return PushOutcome::Unreachable(UnreachableError {
-                    last_cause: TransientCause::Status {
-                        status: 429,
-                        retry_after: None,
-                    },
-                    attempts: 3,
-                    elapsed: Duration::from_millis(10),
-                });
-            }
-            Mode::Unreachable => {
-                return PushOutcome::Unreachable(UnreachableError {
-                    last_cause: TransientCause::Connect("connection refused".into()),
-                    attempts: 3,
-                    elapsed: Duration::from_millis(10),
-                });
-            }
-            Mode::TokenRefused => {
-                return PushOutcome::TokenRejected(ApiError {
-                    code: Some(9002),
-                    message: "Token lacks permission".into(),
-                    http_status: 200,
-                });
-            }
-            _ => {}
-        }
-        self.pushes.lock().unwrap().push(user.clone());
-        let email = user
-            .attributes
-            .iter()
-            .find(|(k, _)| *k == "email")
-            .map(|(_, v)| v.as_str());
-        if email.is_some_and(|e| e.starts_with("bad@")) {
-            return PushOutcome::RowRejected(ApiError {
-                code: Some(9019),
-                message: "E-mail must be unique".into(),
-                http_status: 200,
-            });
-        }
-        PushOutcome::Accepted
-    }
-}
-
-/// A mailer double that records what it sent, or refuses while `down`.
-#[derive(Debug, Default)]
-struct RecordingMailer {
-    down: Mutex<bool>,
-    sent: Mutex<Vec<(ReportKind, String, String)>>,
-}
-
-impl RecordingMailer {
-    fn kinds(&self) -> Vec<ReportKind> {
-        self.sent.lock().unwrap().iter().map(|s| s.0).collect()
-    }
-}
-
-#[async_trait]
-impl Mailer for RecordingMailer {
-    async fn send(&self, message: &OutgoingMessage) -> Result<(), MailError> {
-        if *self.down.lock().unwrap() {
-            return Err(MailError::Transient {
-                reason: "connection refused".into(),
-            });
-        }
-        self.sent.lock().unwrap().push((
-            message.meta().kind,
-            message.meta().tenant.clone(),
-            message.subject().to_owned(),
-        ));
-        Ok(())
-    }
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -251,7 +127,7 @@ async fn a_pass_imports_reports_records_and_archives() {
         "unique_id,Email\nU1,a@b.example\n",
     );
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t], vec![Arc::clone(&api)], &mailer);
 
     let report = service.once(no_shutdown()).await;
@@ -290,7 +166,7 @@ async fn a_crash_mid_file_resumes_without_losing_or_repeating_more_than_concurre
     let drop_dir = t.drop_dir.clone();
     upload(&drop_dir, "big.csv", &roster(200, 200));
     let api = RecordingApi::new(Mode::HangAfter(57));
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
 
     // The "process" dies while pushes hang: its runtime, with every task, is dropped mid-file.
@@ -363,7 +239,7 @@ async fn an_outage_defers_the_file_reports_once_and_recovers() {
     upload(&drop_dir, "a.csv", &roster(5, 5));
     upload(&drop_dir, "b.csv", &roster(3, 3));
     let api = RecordingApi::new(Mode::Unreachable);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t], vec![Arc::clone(&api)], &mailer);
 
     for _ in 0..2 {
@@ -414,7 +290,7 @@ async fn a_refused_token_stops_only_its_tenant_and_is_reported_once() {
         RecordingApi::new(Mode::TokenRefused),
         RecordingApi::new(Mode::Accept),
     );
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(
         vec![a.clone(), b.clone()],
         vec![Arc::clone(&api_a), Arc::clone(&api_b)],
@@ -427,10 +303,10 @@ async fn a_refused_token_stops_only_its_tenant_and_is_reported_once() {
     assert!(bak(&a.drop_dir).is_empty());
     assert_eq!(bak(&b.drop_dir), ["r.csv"]);
     assert_eq!(api_b.ids().len(), 4);
-    let sent = mailer.sent.lock().unwrap().clone();
+    let sent = mailer.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
-        (sent[0].0, sent[0].1.as_str()),
+        (sent[0].meta().kind, sent[0].meta().tenant.as_str()),
         (ReportKind::TokenRejected, "acme")
     );
 }
@@ -441,8 +317,8 @@ async fn mail_down_keeps_the_report_until_a_later_pass_sends_it_once() {
     let t = fx.tenant("acme", 2);
     upload(&t.drop_dir, "r.csv", &roster(4, 2));
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
-    *mailer.down.lock().unwrap() = true;
+    let mailer = RecordingMailer::new();
+    mailer.set_down(true);
     let service = fx.service(vec![t.clone()], vec![api], &mailer);
 
     let report = service.once(no_shutdown()).await;
@@ -453,7 +329,7 @@ async fn mail_down_keeps_the_report_until_a_later_pass_sends_it_once() {
         "the file is archived; its report waits"
     );
 
-    *mailer.down.lock().unwrap() = false;
+    mailer.set_down(false);
     assert!(!service.once(no_shutdown()).await.waits());
     assert!(!service.once(no_shutdown()).await.waits());
     assert_eq!(mailer.kinds(), [ReportKind::Failures]);
@@ -465,14 +341,14 @@ async fn shutdown_mid_file_checkpoints_and_the_next_pass_finishes_it() {
     let t = fx.tenant("acme", 2);
     upload(&t.drop_dir, "r.csv", &roster(50, 50));
     let api = RecordingApi::new(Mode::HangAfter(10));
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
     let (stop, shutdown) = watch::channel(false);
     let pass = tokio::spawn({
         let service = Arc::new(service);
         async move { service.once(shutdown).await }
     });
-    while api.started.load(Ordering::SeqCst) < 10 {
+    while api.started() < 10 {
         tokio::task::yield_now().await;
     }
     // Two pushes hang and never answer: the stop gives them a short grace, then leaves them
@@ -519,7 +395,7 @@ async fn a_young_upload_cut_off_mid_row_waits_instead_of_importing_half_a_row() 
         .set_modified(SystemTime::now() - Duration::from_secs(5))
         .unwrap();
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
 
     let report = service.once(no_shutdown()).await;
@@ -545,7 +421,7 @@ async fn a_report_is_sent_only_once_its_file_is_committed_to_bak() {
     let t = fx.tenant("acme", 2);
     upload(&t.drop_dir, "r.csv", &roster(4, 2));
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![api], &mailer);
     // The records file cannot be written (a disk or permission fault): the file cannot be
     // committed, so its report must wait with it.
@@ -576,12 +452,12 @@ async fn an_api_that_lets_a_few_rows_through_each_pass_is_still_one_outage() {
     let t = fx.tenant("acme", 1);
     upload(&t.drop_dir, "r.csv", &roster(6, 6));
     let api = RecordingApi::new(Mode::UnreachableAfter(2));
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
     for pass in 1..=2 {
         let report = service.once(no_shutdown()).await;
         assert!(report.tenants[0].deferred, "pass {pass}: {report:?}");
-        let started = api.started.load(Ordering::SeqCst);
+        let started = api.started();
         api.set_mode(Mode::UnreachableAfter(started + 2));
     }
     assert_eq!(
@@ -605,7 +481,7 @@ async fn a_bak_that_is_not_a_folder_pauses_the_tenant_and_tells_the_client_once(
     upload(&t.drop_dir, "r.csv", &roster(3, 3));
     std::fs::write(t.drop_dir.join(".bak"), "uploaded by mistake").unwrap();
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
     for _ in 0..2 {
         let report = service.once(no_shutdown()).await;
@@ -619,13 +495,13 @@ async fn a_bak_that_is_not_a_folder_pauses_the_tenant_and_tells_the_client_once(
         "nothing imported that could not be archived"
     );
     assert!(t.drop_dir.join("r.csv").exists(), "the upload is not taken");
-    let sent = mailer.sent.lock().unwrap().clone();
+    let sent = mailer.sent();
     assert_eq!(sent.len(), 1, "told once: {sent:?}");
-    assert_eq!(sent[0].0, ReportKind::FolderProblem);
+    assert_eq!(sent[0].meta().kind, ReportKind::FolderProblem);
     assert!(
-        sent[0].2.contains("upload folder needs attention"),
+        sent[0].subject().contains("upload folder needs attention"),
         "{}",
-        sent[0].2
+        sent[0].subject()
     );
 
     std::fs::remove_file(t.drop_dir.join(".bak")).unwrap();
