@@ -261,7 +261,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
                 let last = std::fs::read_to_string(&work.deferred).unwrap_or_default();
                 if last != reason.key() {
-                    if let Err(e) = self.cx.records.append(&record) {
+                    if let Err(e) = self.cx.records.append(&record, self.cx.now) {
                         warn!(tenant = %self.cx.tenant.name, error = %e, "could not append a record");
                     }
                     let _ = crate::private::create_dir_all_private(
@@ -369,6 +369,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                         self.ok,
                         &summary,
                         &report_path,
+                        self.cx.now,
                     )
                     .map_err(|e| DeferReason::Io(e.to_string()))?;
             }
@@ -390,7 +391,12 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         if !marks.contains(&Mark::ReportSpooled) {
             self.cx
                 .reports
-                .rejected(self.claimed.id(), self.claimed.original_name(), &rejection)
+                .rejected(
+                    self.claimed.id(),
+                    self.claimed.original_name(),
+                    &rejection,
+                    self.cx.now,
+                )
                 .map_err(|e| DeferReason::Io(e.to_string()))?;
             journal.mark(Mark::ReportSpooled)?;
         }
@@ -413,7 +419,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         if !marks.contains(&Mark::Recorded) {
             self.cx
                 .records
-                .append(&self.record(outcome, reason.clone()))?;
+                .append(&self.record(outcome, reason.clone()), self.cx.now)?;
             journal.mark(Mark::Recorded)?;
         }
         let archived_as = self

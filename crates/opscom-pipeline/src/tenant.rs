@@ -278,7 +278,7 @@ where
                 // The client can fix this one (a file named `.bak` uploaded by mistake): tell
                 // them once, and stop this tenant until it is gone.
                 if !self.marker(BAK_MARKER).exists() {
-                    match reports.bak_not_a_folder() {
+                    match reports.bak_not_a_folder(now) {
                         Ok(()) => {
                             let _ = write_private(&self.marker(BAK_MARKER), b"");
                         }

@@ -11,8 +11,8 @@ use opscom_api::PushApi;
 use opscom_mail::{Mailer, ReportKind};
 use opscom_pipeline::config::{Config, MailSettings, Schedule, Tenant};
 use opscom_pipeline::{Outcome, Service};
-use opscom_scheduler::{Clock, SystemClock};
-use opscom_testkit::{ApiMode as Mode, RecordingApi, RecordingMailer};
+use opscom_scheduler::{Clock, ManualClock, SystemClock};
+use opscom_testkit::{ApiMode as Mode, ReceivedMessage, RecordingApi, RecordingMailer};
 use tokio::sync::watch;
 
 struct Fixture {
@@ -72,6 +72,32 @@ impl Fixture {
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Service::with_parts(config, apis, Arc::clone(mailer) as Arc<dyn Mailer>, clock).unwrap()
     }
+
+    /// One tenant's service on `clock`, taking files unchanged for `settle`.
+    fn service_on(
+        &self,
+        tenant: Tenant,
+        api: &Arc<RecordingApi>,
+        mailer: &Arc<RecordingMailer>,
+        clock: Arc<dyn Clock>,
+        settle: Duration,
+    ) -> Service {
+        let name = tenant.name.clone();
+        let config = Config::new(
+            self.root.join("state"),
+            MailSettings::Outbox {
+                dir: self.root.join("outbox"),
+            },
+            vec![tenant],
+        )
+        .with_schedule(Schedule {
+            interval: Duration::from_secs(300),
+            settle,
+        });
+        let api = Arc::clone(api) as Arc<dyn PushApi>;
+        let mailer = Arc::clone(mailer) as Arc<dyn Mailer>;
+        Service::with_parts(config, vec![(name, api)], mailer, clock).unwrap()
+    }
 }
 
 /// Writes an upload whose last change was a minute ago (past `settle`).
@@ -83,6 +109,18 @@ fn upload(dir: &Path, name: &str, text: &str) {
         .open(&path)
         .unwrap()
         .set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+/// Writes an upload whose last change was at `modified`.
+fn upload_at(dir: &Path, name: &str, text: &str, modified: SystemTime) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(modified)
         .unwrap();
 }
 
@@ -507,4 +545,63 @@ async fn a_bak_that_is_not_a_folder_pauses_the_tenant_and_tells_the_client_once(
     std::fs::remove_file(t.drop_dir.join(".bak")).unwrap();
     assert!(!service.once(no_shutdown()).await.waits());
     assert_eq!(bak(&t.drop_dir), ["r.csv"]);
+}
+
+/// 2030-01-02T03:04:00Z: far from the machine's clock, so only the manual clock can tell it.
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_553_440)
+}
+
+#[tokio::test]
+async fn the_service_takes_its_time_from_the_injected_clock() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    let drop_dir = t.drop_dir.clone();
+    let secs = Duration::from_secs;
+    // The upload's last change is at t0; the manual clock shows 5 s later.
+    upload_at(&drop_dir, "roster.csv", &roster(4, 3), t0());
+    let clock = Arc::new(ManualClock::new(t0() + secs(5)));
+    let api = RecordingApi::new(Mode::Accept);
+    let mailer = RecordingMailer::new();
+    let service = fx.service_on(t, &api, &mailer, clock.clone(), secs(10));
+
+    // Younger than `settle` by the manual clock: it waits, however old it is for the machine.
+    let report = service.once(no_shutdown()).await;
+    let pass = &report.tenants[0];
+    assert!(pass.files.is_empty(), "{pass:?}");
+    assert_eq!(pass.settling, 1, "{pass:?}");
+    assert!(drop_dir.join("roster.csv").exists(), "not claimed");
+    assert!(api.ids().is_empty());
+
+    // Once the manual clock moves past `settle`, it is taken.
+    clock.advance(secs(10));
+    let report = service.once(no_shutdown()).await;
+    assert!(!report.waits(), "{report:?}");
+    let record = &report.tenants[0].files[0];
+    assert_eq!(record.outcome, Outcome::ImportedWithFailures);
+    assert_eq!(
+        record.at, "2030-01-02T03:04:15Z",
+        "the record's time is the clock's"
+    );
+    let on_disk = opscom_pipeline::Records::new(&fx.root.join("state"))
+        .read_all()
+        .unwrap();
+    assert_eq!(on_disk[0].at, "2030-01-02T03:04:15Z");
+    assert_eq!(bak(&drop_dir), ["roster.csv"]);
+    assert_eq!(api.ids().len(), 4);
+    // The failure e-mail is dated by the clock too.
+    let sent = mailer.sent();
+    assert_eq!(sent.len(), 1);
+    let message = ReceivedMessage::parse(sent[0].raw().to_vec()).expect("a parseable message");
+    let date = message.header("Date");
+    assert_eq!(date.as_deref(), Some("Wed, 02 Jan 2030 03:04:15 +0000"));
+
+    // The same name again: archived under the clock's stamp, `NAME.YYYYMMDDTHHMMSSZ.csv`.
+    upload_at(&drop_dir, "roster.csv", &roster(2, 2), t0() + secs(20));
+    clock.set(t0() + secs(40));
+    assert!(!service.once(no_shutdown()).await.waits());
+    assert_eq!(
+        bak(&drop_dir),
+        ["roster.20300102T030440Z.csv", "roster.csv"]
+    );
 }

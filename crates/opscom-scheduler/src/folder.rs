@@ -361,6 +361,7 @@ impl DropFolder {
     /// directory into the drop folder and back. `st_dev` alone misses bind mounts (systemd's
     /// `ReadWritePaths=` makes one per path), across which a rename fails with `EXDEV`.
     pub fn probe_claim(&self) -> Result<(), FolderError> {
+        // An identity, not a time: see `new_claim_id`.
         let name = format!(".opscom-import-probe-{}", new_claim_id(SystemTime::now()));
         let io = |op, e: Errno| FolderError::Io {
             op,
@@ -513,6 +514,7 @@ impl DropFolder {
             Ok(_) | Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(self.io("cannot stat", self.drop_path.join(&c.name), e)),
         }
+        // An identity, not a time: see `new_claim_id`.
         let id = new_claim_id(SystemTime::now());
         rustix::fs::mkdirat(&self.claimed, id.as_str(), Mode::from_raw_mode(0o700))
             .map_err(|e| self.io("cannot create", self.claimed_path().join(&id), e))?;
@@ -997,6 +999,14 @@ fn check_state_name(name: &str) -> Result<(), FolderError> {
 
 /// A claim id: UTC time to the nanosecond, process id and a counter, e.g.
 /// `20250115T120000.123456789Z-4242-7`. Sorts in claim order; unique across processes.
+///
+/// Its callers pass the system clock on purpose, not the injected [`crate::Clock`]: the id is
+/// an identity (the name of a claim folder, of its journal and report, of a probe file) that
+/// must not repeat, and must sort in claim order (claims are resumed oldest first), across
+/// processes sharing the folder and across restarts; a manual clock (frozen, or set back) would
+/// break both. Its time is read back only by `status`, to show since when a file is claimed.
+/// Everything the time decides (settling, archive names, records, report dates, retention,
+/// alerts) takes the caller's `now`, read from its `Clock`, instead.
 fn new_claim_id(now: SystemTime) -> String {
     let stamp = names::utc_stamp(now);
     let nanos = now
