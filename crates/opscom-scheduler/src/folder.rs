@@ -8,7 +8,8 @@
 //! ```text
 //! work_dir/lock                        the tenant lock (see TenantLock)
 //! work_dir/claimed/<claim-id>/<name>   a claimed file, out of the client's reach
-//! work_dir/<state file>                the pipeline's own small files (checkpoints, …)
+//! work_dir/<state file>                small state files: the pipeline's report markers, `bak-swept`,
+//!                                      `folders-checked` (read_state, write_state_atomic, remove_state)
 //! ```
 
 use std::fs::File;
@@ -776,63 +777,18 @@ impl DropFolder {
         })
     }
 
-    /// Appends bytes to a state file (created, mode 0600, if missing) and syncs its data.
-    pub fn append_state(&self, name: &str, bytes: &[u8]) -> Result<(), FolderError> {
-        check_state_name(name)?;
-        let result = (|| {
-            let fd = rustix::fs::openat(
-                &self.work,
-                name,
-                OFlags::WRONLY
-                    | OFlags::APPEND
-                    | OFlags::CREATE
-                    | OFlags::NOFOLLOW
-                    | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )?;
-            let mut file = File::from(fd);
-            file.write_all(bytes)?;
-            file.sync_data()
-        })();
-        result.map_err(|e| FolderError::Io {
-            op: "cannot append to",
-            path: self.work_path.join(name),
-            source: e,
-        })
-    }
-
-    /// Removes a state file; a missing one is not an error.
+    /// Removes a state file (durably: the directory is synced after a removal); a missing one is
+    /// not an error, and costs one system call.
     pub fn remove_state(&self, name: &str) -> Result<(), FolderError> {
         check_state_name(name)?;
         match rustix::fs::unlinkat(&self.work, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {
+            Ok(()) => {
                 let _ = rustix::fs::fsync(&self.work);
                 Ok(())
             }
+            Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(self.io("cannot remove", self.work_path.join(name), e)),
         }
-    }
-
-    /// Names of the state files (regular files, not hidden, not the lock), sorted.
-    pub fn state_names(&self) -> Result<Vec<String>, FolderError> {
-        let mut out = Vec::new();
-        let dir = Dir::read_from(&self.work)
-            .map_err(|e| self.io("cannot list", self.work_path.clone(), e))?;
-        for entry in dir {
-            let entry = entry.map_err(|e| self.io("cannot list", self.work_path.clone(), e))?;
-            let Ok(name) = entry.file_name().to_str() else {
-                continue;
-            };
-            if name.starts_with('.') || name == LOCK_FILE {
-                continue;
-            }
-            if matches!(statat_meta(&self.work, entry.file_name()), Ok(m) if m.kind == FileType::RegularFile)
-            {
-                out.push(name.to_owned());
-            }
-        }
-        out.sort();
-        Ok(out)
     }
 
     /// Tries to take this tenant's lock (`work_dir/lock`); `None` when another process holds it.
