@@ -292,9 +292,9 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         }
         let snapshot = snapshot_of(&meta);
         let work = WorkFiles::new(&cx.tenant.work_dir, self.claimed.id());
-        let (mut journal, progress) = Journal::open(&work.journal, snapshot)?;
-        self.ok = progress.ok;
-        self.failed = progress.failed;
+        let (mut journal, resume) = Journal::open(&work.journal, snapshot)?;
+        self.ok = resume.ok;
+        self.failed = resume.failed;
 
         let opts = ReadOptions::default().max_file_bytes(Some(cx.tenant.max_file_size));
 
@@ -324,17 +324,17 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 }
                 opscom_csv::ErrorKind::Rejected(rejection) => {
                     let rejection = rejection.clone();
-                    return self.reject(&mut journal, &progress.marks, rejection).await;
+                    return self.reject(&mut journal, &resume.marks, rejection).await;
                 }
                 _ => return Err(DeferReason::Io(e.to_string())),
             },
         };
 
         // Pass 2: push the valid rows, report the invalid ones, journal each as it finishes.
-        let mut report = ReportFile::open(&work.report, &header, progress.report_len)?;
-        if !progress.marks.contains(&Mark::ReportSpooled) {
+        let mut report = ReportFile::open(&work.report, &header, resume.report_len)?;
+        if !resume.marks.contains(&Mark::ReportSpooled) {
             let stop = self
-                .push_rows(&mut journal, &mut report, &progress.done, &opts)
+                .push_rows(&mut journal, &mut report, &resume.done, &opts)
                 .await?;
             if let Some(reason) = stop {
                 return Err(reason);
@@ -351,7 +351,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         } else {
             Outcome::ImportedWithFailures
         };
-        if !progress.marks.contains(&Mark::ReportSpooled) {
+        if !resume.marks.contains(&Mark::ReportSpooled) {
             if self.failed > 0 {
                 let mut summary = FailureSummary::new();
                 journal.for_each_failure(|f| {
@@ -375,7 +375,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             }
             journal.mark(Mark::ReportSpooled)?;
         }
-        self.commit(&mut journal, &progress.marks, outcome, None)
+        self.commit(&mut journal, &resume.marks, outcome, None)
     }
 
     /// A file rejected whole: reported, recorded, archived; no row is pushed.

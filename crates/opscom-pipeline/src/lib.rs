@@ -10,7 +10,7 @@
 pub mod alerts;
 pub mod config;
 mod file;
-pub mod journal;
+pub(crate) mod journal;
 pub mod metrics;
 mod private;
 pub mod record;
