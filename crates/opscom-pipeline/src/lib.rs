@@ -2,8 +2,10 @@
 //! mailer and clock; plus the configuration and the multi-tenant pass that `opscom-import` runs.
 //!
 //! Other OPSCOM tools link this crate to import files without the binary:
-//! [`config::Config`] → [`Service`] → [`Service::once`] or [`Service::run`]; or a single
-//! [`TenantRunner`] built with their own [`opscom_api::PushApi`] and [`opscom_mail::Mailer`].
+//! [`config::Config`] (read from a file, or built with [`config::Config::new`]) → [`Service`] →
+//! [`Service::once`] or [`Service::run`]; or a single [`TenantRunner`] built with their own
+//! [`opscom_api::PushApi`] and [`opscom_mail::Mailer`], for a [`config::Tenant::new`] that needs
+//! no API settings.
 
 #![warn(missing_docs)]
 
