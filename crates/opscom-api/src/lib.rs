@@ -42,7 +42,7 @@
 //! retried within the budget, then unreachable). A message the API sends back is cut to
 //! [`MAX_MESSAGE_CHARS`] characters on one line before it reaches a report.
 //!
-//! With the `mock` feature, `MockPushApi` (mockall) is available to other crates' tests.
+//! Other crates' tests stand in for the API with `opscom_testkit::RecordingApi`.
 
 #![warn(missing_docs)]
 
@@ -62,7 +62,6 @@ use async_trait::async_trait;
 /// Pushes one user to the OPSCOM API (create or update, keyed by `unique_id`).
 ///
 /// Never fails with an error: every answer, and the lack of one, is a [`PushOutcome`].
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
 #[async_trait]
 pub trait PushApi: Send + Sync {
     /// Pushes `user`, retrying transient failures within the implementation's budget.
@@ -94,19 +93,29 @@ impl<T: PushApi + ?Sized> PushApi for &T {
 mod tests {
     use super::*;
 
+    use std::sync::Mutex;
+
+    /// Records the ids it is given and accepts every user.
+    #[derive(Default)]
+    struct Recording(Mutex<Vec<String>>);
+
+    #[async_trait]
+    impl PushApi for Recording {
+        async fn push_user(&self, user: &UserRecord) -> PushOutcome {
+            self.0.lock().unwrap().push(user.unique_id.clone());
+            PushOutcome::Accepted
+        }
+    }
+
     #[tokio::test]
     async fn arc_and_reference_forward_to_the_implementation() {
-        let mut mock = MockPushApi::new();
-        mock.expect_push_user()
-            .withf(|user| user.unique_id == "u1")
-            .times(2)
-            .returning(|_| PushOutcome::Accepted);
         let user = UserRecord {
             line: 2,
             unique_id: "u1".into(),
             attributes: Vec::new(),
         };
-        let shared: std::sync::Arc<dyn PushApi> = std::sync::Arc::new(mock);
+        let api = std::sync::Arc::new(Recording::default());
+        let shared: std::sync::Arc<dyn PushApi> = api.clone();
         assert_eq!(format!("{shared:?}"), "dyn PushApi");
         assert_eq!(shared.push_user(&user).await, PushOutcome::Accepted);
         let by_ref: &dyn PushApi = &*shared;
@@ -114,5 +123,6 @@ mod tests {
             <&dyn PushApi as PushApi>::push_user(&by_ref, &user).await,
             PushOutcome::Accepted
         );
+        assert_eq!(*api.0.lock().unwrap(), ["u1", "u1"]);
     }
 }
