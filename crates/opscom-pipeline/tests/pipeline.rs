@@ -9,7 +9,7 @@ use std::time::{Duration, SystemTime};
 
 use opscom_api::PushApi;
 use opscom_mail::{Mailer, ReportKind};
-use opscom_pipeline::config::{Config, MailSettings, Schedule, Tenant};
+use opscom_pipeline::config::{ApiSettings, Config, MailSettings, Schedule, Tenant};
 use opscom_pipeline::{Outcome, Service};
 use opscom_scheduler::{Clock, ManualClock, SystemClock};
 use opscom_testkit::{ApiMode as Mode, ReceivedMessage, RecordingApi, RecordingMailer};
@@ -604,4 +604,33 @@ async fn the_service_takes_its_time_from_the_injected_clock() {
         bak(&drop_dir),
         ["roster.20300102T030440Z.csv", "roster.csv"]
     );
+}
+
+#[test]
+fn api_settings_are_needed_only_to_build_the_service_s_own_client() {
+    let fx = Fixture::new();
+    let config = |tenant: Tenant| {
+        Config::new(
+            fx.root.join("state"),
+            MailSettings::Outbox {
+                dir: fx.root.join("outbox"),
+            },
+            vec![tenant],
+        )
+    };
+    // With its own PushApi (every other test here), a tenant needs none; the service's HTTP
+    // client does.
+    let problems = Service::from_config(config(fx.tenant("acme", 1))).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, "tenant[acme].api_url");
+    assert!(
+        problems[0].reason.contains("no API settings"),
+        "{problems:?}"
+    );
+    let with_api = fx.tenant("acme", 1).with_api(ApiSettings::new(
+        "http://127.0.0.1:9/",
+        secrecy::SecretString::from("token"),
+    ));
+    assert_eq!(with_api.api.as_ref().unwrap().url, "http://127.0.0.1:9");
+    Service::from_config(config(with_api)).expect("built with its API settings");
 }
