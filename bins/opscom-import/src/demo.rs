@@ -7,7 +7,7 @@ use std::process::ExitCode;
 use std::time::{Duration, SystemTime};
 
 use opscom_pipeline::Service;
-use opscom_pipeline::config::{Config, MailSettings, Schedule, Tenant};
+use opscom_pipeline::config::{ApiSettings, Config, MailSettings, Tenant};
 use opscom_sandbox::{DEFAULT_TOKEN, SandboxConfig};
 use secrecy::SecretString;
 use tokio::sync::watch;
@@ -48,32 +48,25 @@ async fn demo() -> anyhow::Result<()> {
         .set_modified(SystemTime::now() - Duration::from_secs(60))?;
 
     let sandbox = opscom_sandbox::spawn(SandboxConfig::default()).await?;
-    let config = Config {
-        state_dir: state_dir.clone(),
-        schedule: Schedule::default(),
-        mail: MailSettings::Outbox {
+    let tenant = Tenant::new(
+        TENANT,
+        drop_dir.clone(),
+        state_dir.join("tenants").join(TENANT),
+        "parking@demo-university.example",
+        "registrar@demo-university.example",
+    )
+    .with_api(
+        ApiSettings::new(sandbox.base_url(), SecretString::from(DEFAULT_TOKEN))
+            .with_token_source("api_token in the configuration file"),
+    )
+    .with_concurrency(4);
+    let config = Config::new(
+        state_dir.clone(),
+        MailSettings::Outbox {
             dir: outbox.clone(),
         },
-        tenants: vec![Tenant {
-            name: TENANT.into(),
-            drop_dir: drop_dir.clone(),
-            work_dir: state_dir.join("tenants").join(TENANT),
-            api_url: sandbox.base_url(),
-            api_token: SecretString::from(DEFAULT_TOKEN),
-            reply_to_admin_email: "parking@demo-university.example".into(),
-            failed_import_email: "registrar@demo-university.example".into(),
-            concurrency: 4,
-            max_file_size: 100 << 20,
-            requests_per_second: None,
-            api_retry_budget: Duration::from_secs(20),
-            bak_retention: None,
-            api_token_source: "api_token in the configuration file".into(),
-            expect_file_every: None,
-        }],
-        operator: None,
-        metrics: None,
-        records: Default::default(),
-    };
+        vec![tenant],
+    );
     let service = Service::from_config(config).map_err(|problems| {
         anyhow::anyhow!(
             "{}",

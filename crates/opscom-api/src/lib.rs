@@ -79,7 +79,8 @@
 //! parsed: a bug in the caller). The `User-Agent` is [`TransportConfig::user_agent`], by default
 //! [`DEFAULT_USER_AGENT`].
 //!
-//! With the `mock` feature, `MockPushApi` (mockall) is available to other crates' tests.
+//! Other crates' tests stand in for the API with `opscom_testkit::RecordingApi`; this crate's
+//! own unit tests use a mockall mock of [`PushApi`].
 
 #![warn(missing_docs)]
 
@@ -103,7 +104,7 @@ use async_trait::async_trait;
 /// Pushes one user to the OPSCOM API (create or update, keyed by `unique_id`).
 ///
 /// Never fails with an error: every answer, and the lack of one, is a [`PushOutcome`].
-#[cfg_attr(any(test, feature = "mock"), mockall::automock)]
+#[cfg_attr(test, mockall::automock)]
 #[async_trait]
 pub trait PushApi: Send + Sync {
     /// Pushes `user`, retrying transient failures within the implementation's budget.

@@ -115,9 +115,17 @@ impl AlertKind {
     /// How to fix it, for `tenant`.
     fn fix(self, tenant: &Tenant, alert_after: Duration) -> String {
         let name = &tenant.name;
+        // A tenant built by a program with its own `PushApi` has no API settings to point at.
+        let (token_source, api_url) = match &tenant.api {
+            Some(api) => (api.token_source.as_str(), api.url.as_str()),
+            None => (
+                "the API client the program gave the service",
+                "the tenant's API",
+            ),
+        };
         match self {
             AlertKind::TokenRefused => {
-                let apply = if tenant.api_token_source.contains("api_token_env") {
+                let apply = if token_source.contains("api_token_env") {
                     "restart the service (an environment variable is read at start)"
                 } else {
                     "reload the service (systemctl reload opscom-import)"
@@ -126,13 +134,13 @@ impl AlertKind {
                     "The OPSCOM API refuses this tenant's token (error 9001/9002, or HTTP \
                      401/403): put a valid Push API token for tenant {name} in {}, then {apply}. \
                      The tenant's files wait and are imported once the token is accepted.",
-                    tenant.api_token_source
+                    token_source
                 )
             }
             AlertKind::ApiUnreachable => format!(
                 "The OPSCOM API at {} has not answered for over {}: check this host's network, \
                  DNS and proxy, and OPSCOM's status. Files wait and are imported when it answers.",
-                tenant.api_url,
+                api_url,
                 humantime::format_duration(alert_after)
             ),
             AlertKind::ApiNotFound => format!(
@@ -140,7 +148,7 @@ impl AlertKind {
                  not an outage). Set tenant {name}'s api_url to the API's base URL (for example \
                  https://controller.operationscommander.io, without a path) and reload. Files \
                  wait meanwhile.",
-                tenant.api_url,
+                api_url,
                 opscom_api::PUSH_PATH
             ),
             AlertKind::FolderUnusable => format!(

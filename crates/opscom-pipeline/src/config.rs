@@ -25,7 +25,12 @@ use overlap::{Folders, check_overlaps};
 use table::{Place, Problems, Table};
 
 /// A checked configuration, ready to build the service from.
+///
+/// [`Config::load`] and [`Config::parse`] build it from a file; a program that embeds the
+/// importer builds it with [`Config::new`] and the `with_*` setters. It is `#[non_exhaustive]`:
+/// a new setting comes with a default and a setter, and breaks no caller.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Config {
     /// Claims, checkpoints, unsent reports and per-file records live here.
     pub state_dir: PathBuf,
@@ -42,6 +47,47 @@ pub struct Config {
     pub metrics: Option<MetricsSettings>,
     /// How `records.jsonl` is rotated and how long its rotated parts are kept.
     pub records: RecordsSettings,
+}
+
+impl Config {
+    /// A configuration of `tenants` keeping its state in `state_dir` and sending reports
+    /// through `mail`, with the defaults of a file that gives nothing else: [`Schedule`]'s and
+    /// [`RecordsSettings`]' defaults, no operator alerts, no metrics listener.
+    pub fn new(state_dir: impl Into<PathBuf>, mail: MailSettings, tenants: Vec<Tenant>) -> Config {
+        Config {
+            state_dir: state_dir.into(),
+            schedule: Schedule::default(),
+            mail,
+            tenants,
+            operator: None,
+            metrics: None,
+            records: RecordsSettings::default(),
+        }
+    }
+
+    /// Scans every `schedule.interval`; takes files unchanged for `schedule.settle`.
+    pub fn with_schedule(mut self, schedule: Schedule) -> Config {
+        self.schedule = schedule;
+        self
+    }
+
+    /// Sends operator alerts as `operator` says (the `[operator]` table).
+    pub fn with_operator(mut self, operator: Operator) -> Config {
+        self.operator = Some(operator);
+        self
+    }
+
+    /// Serves `/metrics` and `/healthz` in `run` (the `[metrics]` table).
+    pub fn with_metrics(mut self, metrics: MetricsSettings) -> Config {
+        self.metrics = Some(metrics);
+        self
+    }
+
+    /// Rotates and keeps `records.jsonl` as `records` says (the `[records]` table).
+    pub fn with_records(mut self, records: RecordsSettings) -> Config {
+        self.records = records;
+        self
+    }
 }
 
 /// The `[metrics]` table.
@@ -120,8 +166,20 @@ pub enum MailSettings {
     },
 }
 
+/// `concurrency` when a tenant leaves it out.
+pub const DEFAULT_CONCURRENCY: usize = 8;
+/// `max_file_size` when a tenant leaves it out (100 MiB).
+pub const DEFAULT_MAX_FILE_SIZE: u64 = 100 << 20;
+/// `api_retry_budget` when a tenant leaves it out.
+pub const DEFAULT_API_RETRY_BUDGET: Duration = Duration::from_secs(20);
+
 /// One client of the service.
+///
+/// [`Config::load`] builds it from a `[[tenant]]` table; a program that embeds the importer
+/// builds it with [`Tenant::new`] and the `with_*` setters. It is `#[non_exhaustive]`: a new
+/// setting comes with a default and a setter, and breaks no caller.
 #[derive(Debug, Clone)]
+#[non_exhaustive]
 pub struct Tenant {
     /// Short name, used in folders under `state_dir`, logs and records.
     pub name: String,
@@ -130,32 +188,137 @@ pub struct Tenant {
     /// Where this tenant's claims, checkpoints and reports live: `state_dir/tenants/NAME` unless
     /// `work_dir` is set. Must be on the drop folder's filesystem (claims are renames).
     pub work_dir: PathBuf,
-    /// The API base URL, without a trailing `/`.
-    pub api_url: String,
-    /// The tenant's API token.
-    pub api_token: SecretString,
+    /// How the service's own HTTP client reaches the OPSCOM API for this tenant: always set by
+    /// [`Config::load`], required by [`crate::Service::from_config`]; `None` for a caller that
+    /// brings its own [`opscom_api::PushApi`] ([`crate::Service::with_parts`],
+    /// [`crate::TenantRunner::new`]).
+    pub api: Option<ApiSettings>,
     /// Sender (and Reply-To) of the failure e-mail.
     pub reply_to_admin_email: String,
     /// Receiver of the failure e-mail.
     pub failed_import_email: String,
-    /// API requests in flight for this tenant.
+    /// API requests in flight for this tenant (default [`DEFAULT_CONCURRENCY`]).
     pub concurrency: usize,
-    /// Larger uploads are rejected whole.
+    /// Larger uploads are rejected whole (default [`DEFAULT_MAX_FILE_SIZE`]).
     pub max_file_size: u64,
-    /// Optional ceiling on requests per second.
-    pub requests_per_second: Option<NonZeroU32>,
-    /// How long one row may be retried on transient faults before the API counts as unreachable
-    /// and the file is deferred (default 20 s).
-    pub api_retry_budget: Duration,
     /// Archived files in the drop folder's `.bak` are deleted this long after they were
     /// archived; `None` (the default): kept until someone removes them.
     pub bak_retention: Option<Duration>,
-    /// Where the token comes from, for messages that tell how to fix it
-    /// (`api_token_file "/etc/…"`, `api_token_env ACME_TOKEN` or `api_token`); never the token.
-    pub api_token_source: String,
     /// The client is expected to send a file at least this often (`expect_file_every`): the
     /// operator is alerted when none came for this long. `None`: no expectation.
     pub expect_file_every: Option<Duration>,
+}
+
+impl Tenant {
+    /// A tenant named `name` (a-z, 0-9, `-`, `_`; it names folders and appears in logs) whose
+    /// client uploads into `drop_dir`, with its work folder `work_dir` (on the drop folder's
+    /// filesystem, outside it), whose failure e-mails go from `reply_to_admin_email` to
+    /// `failed_import_email`. Defaults for the rest: [`DEFAULT_CONCURRENCY`],
+    /// [`DEFAULT_MAX_FILE_SIZE`], archived files kept, no file expected, and no API settings
+    /// (give them with [`with_api`](Self::with_api) for [`crate::Service::from_config`]).
+    pub fn new(
+        name: impl Into<String>,
+        drop_dir: impl Into<PathBuf>,
+        work_dir: impl Into<PathBuf>,
+        reply_to_admin_email: impl Into<String>,
+        failed_import_email: impl Into<String>,
+    ) -> Tenant {
+        Tenant {
+            name: name.into(),
+            drop_dir: drop_dir.into(),
+            work_dir: work_dir.into(),
+            api: None,
+            reply_to_admin_email: reply_to_admin_email.into(),
+            failed_import_email: failed_import_email.into(),
+            concurrency: DEFAULT_CONCURRENCY,
+            max_file_size: DEFAULT_MAX_FILE_SIZE,
+            bak_retention: None,
+            expect_file_every: None,
+        }
+    }
+
+    /// Reaches the OPSCOM API through the service's HTTP client with `api`.
+    pub fn with_api(mut self, api: ApiSettings) -> Tenant {
+        self.api = Some(api);
+        self
+    }
+
+    /// Keeps at most `concurrency` API requests in flight (at least 1).
+    pub fn with_concurrency(mut self, concurrency: usize) -> Tenant {
+        self.concurrency = concurrency;
+        self
+    }
+
+    /// Rejects uploads larger than `bytes` whole.
+    pub fn with_max_file_size(mut self, bytes: u64) -> Tenant {
+        self.max_file_size = bytes;
+        self
+    }
+
+    /// Deletes archived files in `.bak` this long after their archive.
+    pub fn with_bak_retention(mut self, retention: Duration) -> Tenant {
+        self.bak_retention = Some(retention);
+        self
+    }
+
+    /// Alerts the operator when the client sends no file for this long.
+    pub fn with_expect_file_every(mut self, every: Duration) -> Tenant {
+        self.expect_file_every = Some(every);
+        self
+    }
+}
+
+/// How the service's HTTP client reaches the OPSCOM API for one tenant: the part of a
+/// `[[tenant]]` table that only [`crate::Service::from_config`] uses.
+#[derive(Debug, Clone)]
+#[non_exhaustive]
+pub struct ApiSettings {
+    /// The API base URL, without a trailing `/`.
+    pub url: String,
+    /// The tenant's API token.
+    pub token: SecretString,
+    /// Where the token comes from, for messages that tell how to fix it
+    /// (`api_token_file "/etc/…"`, `api_token_env ACME_TOKEN` or `api_token`); never the token.
+    pub token_source: String,
+    /// Optional ceiling on requests per second.
+    pub requests_per_second: Option<NonZeroU32>,
+    /// How long one row may be retried on transient faults before the API counts as unreachable
+    /// and the file is deferred (default [`DEFAULT_API_RETRY_BUDGET`]).
+    pub retry_budget: Duration,
+}
+
+impl ApiSettings {
+    /// The API at `url` (a trailing `/` is dropped) with `token`; no requests-per-second
+    /// ceiling, [`DEFAULT_API_RETRY_BUDGET`], and the token's source given as "the API
+    /// settings given by the program".
+    pub fn new(url: impl Into<String>, token: SecretString) -> ApiSettings {
+        let url: String = url.into();
+        ApiSettings {
+            url: url.trim_end_matches('/').to_owned(),
+            token,
+            token_source: "the API settings given by the program".to_owned(),
+            requests_per_second: None,
+            retry_budget: DEFAULT_API_RETRY_BUDGET,
+        }
+    }
+
+    /// Names where the token comes from in messages (never the token itself).
+    pub fn with_token_source(mut self, source: impl Into<String>) -> ApiSettings {
+        self.token_source = source.into();
+        self
+    }
+
+    /// Sends at most `limit` requests per second.
+    pub fn with_requests_per_second(mut self, limit: NonZeroU32) -> ApiSettings {
+        self.requests_per_second = Some(limit);
+        self
+    }
+
+    /// Retries one row for at most `budget` before the API counts as unreachable.
+    pub fn with_retry_budget(mut self, budget: Duration) -> ApiSettings {
+        self.retry_budget = budget;
+        self
+    }
 }
 
 /// Every problem found in a configuration file.
@@ -595,20 +758,30 @@ fn check_tenant(
             .zip(state_dir)
             .map(|(name, state_dir)| state_dir.join("tenants").join(name)),
     };
+    // Each key is checked whatever the others hold, in the order of the table's documentation.
+    let api_url = check_api_url(t, problems);
+    let api_token = SecretString::from(check_token(t, base, env, problems).unwrap_or_default());
+    let reply_to_admin_email = address(t, problems, "reply_to_admin_email");
+    let failed_import_email = address(t, problems, "failed_import_email");
+    let concurrency = concurrency(t, problems);
+    let max_file_size = max_file_size(t, problems);
+    let api = ApiSettings {
+        url: api_url,
+        token: api_token,
+        requests_per_second: requests_per_second(t, problems),
+        retry_budget: api_retry_budget(t, problems),
+        token_source: token_source(t, base),
+    };
     let tenant = Tenant {
         name: name.unwrap_or_default().to_owned(),
         drop_dir: drop_dir.clone().unwrap_or_default(),
         work_dir: work_dir.clone().unwrap_or_default(),
-        api_url: check_api_url(t, problems),
-        api_token: SecretString::from(check_token(t, base, env, problems).unwrap_or_default()),
-        reply_to_admin_email: address(t, problems, "reply_to_admin_email"),
-        failed_import_email: address(t, problems, "failed_import_email"),
-        concurrency: concurrency(t, problems),
-        max_file_size: max_file_size(t, problems),
-        requests_per_second: requests_per_second(t, problems),
-        api_retry_budget: api_retry_budget(t, problems),
+        api: Some(api),
+        reply_to_admin_email,
+        failed_import_email,
+        concurrency,
+        max_file_size,
         bak_retention: bak_retention(t, problems),
-        api_token_source: token_source(t, base),
         expect_file_every: expect_file_every(t, problems),
     };
     let folders = Folders {
@@ -751,7 +924,7 @@ fn address(t: &Table<'_, '_>, problems: &mut Problems<'_>, key: &str) -> String 
 /// `concurrency`: 1 to 256, default 8.
 fn concurrency(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> usize {
     let Some(n) = t.integer(problems, "concurrency") else {
-        return 8;
+        return DEFAULT_CONCURRENCY;
     };
     match usize::try_from(n) {
         Ok(n) if (1..=256).contains(&n) => n,
@@ -761,7 +934,7 @@ fn concurrency(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> usize {
                 "concurrency",
                 format!("{n} is not between 1 and 256"),
             );
-            8
+            DEFAULT_CONCURRENCY
         }
     }
 }
@@ -769,7 +942,7 @@ fn concurrency(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> usize {
 /// `max_file_size`: a size like `"100MiB"`, default 100 MiB.
 fn max_file_size(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> u64 {
     let Some(text) = t.string(problems, "max_file_size") else {
-        return 100 * 1024 * 1024;
+        return DEFAULT_MAX_FILE_SIZE;
     };
     parse_size(text).unwrap_or_else(|reason| {
         t.problem(problems, "max_file_size", reason);
@@ -793,7 +966,7 @@ fn requests_per_second(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Option
 
 /// `api_retry_budget`: longer than zero, default 20 s.
 fn api_retry_budget(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Duration {
-    let default = Duration::from_secs(20);
+    let default = DEFAULT_API_RETRY_BUDGET;
     match duration(t, problems, "api_retry_budget", "\"20s\"") {
         Some(budget) if budget.is_zero() => {
             t.problem(problems, "api_retry_budget", "must be longer than zero");

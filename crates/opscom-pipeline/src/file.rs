@@ -261,7 +261,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
                 let last = std::fs::read_to_string(&work.deferred).unwrap_or_default();
                 if last != reason.key() {
-                    if let Err(e) = self.cx.records.append(&record) {
+                    if let Err(e) = self.cx.records.append(&record, self.cx.now) {
                         warn!(tenant = %self.cx.tenant.name, error = %e, "could not append a record");
                     }
                     let _ = crate::private::create_dir_all_private(
@@ -292,9 +292,9 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         }
         let snapshot = snapshot_of(&meta);
         let work = WorkFiles::new(&cx.tenant.work_dir, self.claimed.id());
-        let (mut journal, progress) = Journal::open(&work.journal, snapshot)?;
-        self.ok = progress.ok;
-        self.failed = progress.failed;
+        let (mut journal, resume) = Journal::open(&work.journal, snapshot)?;
+        self.ok = resume.ok;
+        self.failed = resume.failed;
 
         let opts = ReadOptions::default().max_file_bytes(Some(cx.tenant.max_file_size));
 
@@ -324,17 +324,17 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 }
                 opscom_csv::ErrorKind::Rejected(rejection) => {
                     let rejection = rejection.clone();
-                    return self.reject(&mut journal, &progress.marks, rejection).await;
+                    return self.reject(&mut journal, &resume.marks, rejection).await;
                 }
                 _ => return Err(DeferReason::Io(e.to_string())),
             },
         };
 
         // Pass 2: push the valid rows, report the invalid ones, journal each as it finishes.
-        let mut report = ReportFile::open(&work.report, &header, progress.report_len)?;
-        if !progress.marks.contains(&Mark::ReportSpooled) {
+        let mut report = ReportFile::open(&work.report, &header, resume.report_len)?;
+        if !resume.marks.contains(&Mark::ReportSpooled) {
             let stop = self
-                .push_rows(&mut journal, &mut report, &progress.done, &opts)
+                .push_rows(&mut journal, &mut report, &resume.done, &opts)
                 .await?;
             if let Some(reason) = stop {
                 return Err(reason);
@@ -351,7 +351,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         } else {
             Outcome::ImportedWithFailures
         };
-        if !progress.marks.contains(&Mark::ReportSpooled) {
+        if !resume.marks.contains(&Mark::ReportSpooled) {
             if self.failed > 0 {
                 let mut summary = FailureSummary::new();
                 journal.for_each_failure(|f| {
@@ -369,12 +369,13 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                         self.ok,
                         &summary,
                         &report_path,
+                        self.cx.now,
                     )
                     .map_err(|e| DeferReason::Io(e.to_string()))?;
             }
             journal.mark(Mark::ReportSpooled)?;
         }
-        self.commit(&mut journal, &progress.marks, outcome, None)
+        self.commit(&mut journal, &resume.marks, outcome, None)
     }
 
     /// A file rejected whole: reported, recorded, archived; no row is pushed.
@@ -390,7 +391,12 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         if !marks.contains(&Mark::ReportSpooled) {
             self.cx
                 .reports
-                .rejected(self.claimed.id(), self.claimed.original_name(), &rejection)
+                .rejected(
+                    self.claimed.id(),
+                    self.claimed.original_name(),
+                    &rejection,
+                    self.cx.now,
+                )
                 .map_err(|e| DeferReason::Io(e.to_string()))?;
             journal.mark(Mark::ReportSpooled)?;
         }
@@ -413,7 +419,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         if !marks.contains(&Mark::Recorded) {
             self.cx
                 .records
-                .append(&self.record(outcome, reason.clone()))?;
+                .append(&self.record(outcome, reason.clone()), self.cx.now)?;
             journal.mark(Mark::Recorded)?;
         }
         let archived_as = self

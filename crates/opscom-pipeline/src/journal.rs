@@ -103,19 +103,22 @@ impl Done {
     }
 
     /// How many rows are finished.
+    #[cfg(test)]
     pub fn len(&self) -> u64 {
         self.below.saturating_sub(1) + self.above.len() as u64
     }
 
     /// Whether no row is finished.
+    #[cfg(test)]
     pub fn is_empty(&self) -> bool {
         self.len() == 0
     }
 }
 
-/// What a journal says has been done, read back on resume.
+/// What a journal says has been done, read back on resume (named apart from
+/// [`crate::Progress`], the progress display).
 #[derive(Debug, Default)]
-pub struct Progress {
+pub struct Resume {
     /// Rows already finished, by their 1-based position among the file's data rows.
     pub done: Done,
     /// Rows accepted by the API.
@@ -138,7 +141,7 @@ pub struct Journal {
 impl Journal {
     /// Opens the journal at `path` for content `snapshot`: what it already records is returned, or
     /// an empty progress when the file is new or belonged to other content (then it is restarted).
-    pub fn open(path: &Path, snapshot: Snapshot) -> io::Result<(Journal, Progress)> {
+    pub fn open(path: &Path, snapshot: Snapshot) -> io::Result<(Journal, Resume)> {
         let progress = match File::open(path) {
             Ok(f) => read(BufReader::new(f), snapshot)?,
             Err(e) if e.kind() == io::ErrorKind::NotFound => None,
@@ -174,7 +177,7 @@ impl Journal {
                     file,
                 };
                 journal.append(&Entry::Start { snapshot })?;
-                Ok((journal, Progress::default()))
+                Ok((journal, Resume::default()))
             }
         }
     }
@@ -251,17 +254,12 @@ impl Journal {
         }
         Ok(())
     }
-
-    /// The journal's path.
-    pub fn path(&self) -> &Path {
-        &self.path
-    }
 }
 
 /// Reads a journal: what it records and the length of its whole lines; `None` when it is empty
 /// or belongs to other content.
-fn read(mut reader: impl BufRead, snapshot: Snapshot) -> io::Result<Option<(Progress, u64)>> {
-    let mut progress = Progress::default();
+fn read(mut reader: impl BufRead, snapshot: Snapshot) -> io::Result<Option<(Resume, u64)>> {
+    let mut progress = Resume::default();
     let mut line = Vec::new();
     let mut whole = 0u64;
     let mut first = true;

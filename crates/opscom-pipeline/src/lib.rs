@@ -2,15 +2,17 @@
 //! mailer and clock; plus the configuration and the multi-tenant pass that `opscom-import` runs.
 //!
 //! Other OPSCOM tools link this crate to import files without the binary:
-//! [`config::Config`] → [`Service`] → [`Service::once`] or [`Service::run`]; or a single
-//! [`TenantRunner`] built with their own [`opscom_api::PushApi`] and [`opscom_mail::Mailer`].
+//! [`config::Config`] (read from a file, or built with [`config::Config::new`]) → [`Service`] →
+//! [`Service::once`] or [`Service::run`]; or a single [`TenantRunner`] built with their own
+//! [`opscom_api::PushApi`] and [`opscom_mail::Mailer`], for a [`config::Tenant::new`] that needs
+//! no API settings.
 
 #![warn(missing_docs)]
 
 pub mod alerts;
 pub mod config;
 mod file;
-pub mod journal;
+pub(crate) mod journal;
 pub mod metrics;
 mod private;
 pub mod record;

@@ -130,12 +130,10 @@ impl Records {
     /// appending at once (on one host or several sharing the storage, where `O_APPEND` alone is
     /// not atomic) never interleave lines. A last line left without its line end by a crash is
     /// closed first, so that it never swallows the next record. The file is rotated first when
-    /// it is due (its size, or its first record from an earlier day).
-    pub fn append(&self, record: &FileRecord) -> io::Result<()> {
-        self.append_at(record, SystemTime::now())
-    }
-
-    fn append_at(&self, record: &FileRecord, now: SystemTime) -> io::Result<()> {
+    /// it is due (its size, or its first record from an earlier day); `now` (the caller's
+    /// [`Clock`](opscom_scheduler::Clock)) is the day of a record without a usable `at`, and
+    /// stamps the rotated part.
+    pub fn append(&self, record: &FileRecord, now: SystemTime) -> io::Result<()> {
         let mut line = serde_json::to_vec(record).map_err(io::Error::other)?;
         line.push(b'\n');
         let Some(mut file) = self.open_locked(true)? else {
@@ -375,8 +373,8 @@ mod tests {
             archived_as: Some("roster.csv".into()),
             duration_ms: 12,
         };
-        records.append(&r).unwrap();
-        records.append(&r).unwrap();
+        records.append(&r, SystemTime::now()).unwrap();
+        records.append(&r, SystemTime::now()).unwrap();
         assert_eq!(records.read_all().unwrap(), [r.clone(), r]);
         let text = std::fs::read_to_string(records.path()).unwrap();
         assert!(
@@ -410,7 +408,7 @@ mod tests {
             br#"{"at":"2026-11-27T10:00:00Z","tenant":"ac"#,
         )
         .unwrap();
-        records.append(&record("c2")).unwrap();
+        records.append(&record("c2"), SystemTime::now()).unwrap();
         assert_eq!(records.read_all().unwrap(), [record("c2")]);
         let text = std::fs::read_to_string(records.path()).unwrap();
         assert_eq!(text.lines().count(), 2, "{text}");
@@ -425,7 +423,9 @@ mod tests {
                 let records = Records::new(dir.path());
                 std::thread::spawn(move || {
                     for i in 0..200 {
-                        records.append(&record(&format!("t{t}-{i}"))).unwrap();
+                        records
+                            .append(&record(&format!("t{t}-{i}")), SystemTime::now())
+                            .unwrap();
                     }
                 })
             })
@@ -475,7 +475,9 @@ mod tests {
         let line = serde_json::to_vec(&record("c0")).unwrap().len() as u64 + 1;
         let records = Records::new(dir.path()).with_settings(&settings(2 * line, 365));
         for i in 0..5 {
-            records.append(&record(&format!("c{i}"))).unwrap();
+            records
+                .append(&record(&format!("c{i}")), SystemTime::now())
+                .unwrap();
         }
         let parts = part_names(&records);
         assert_eq!(parts.len(), 2, "{parts:?}");
@@ -501,14 +503,12 @@ mod tests {
             let ts: jiff::Timestamp = format!("{d}T12:00:00Z").parse().unwrap();
             std::time::UNIX_EPOCH + Duration::from_secs(ts.as_second() as u64)
         };
-        records.append_at(&yesterday, day("2026-11-26")).unwrap();
+        records.append(&yesterday, day("2026-11-26")).unwrap();
         let mut same_day = record("same-day");
         same_day.at = "2026-11-26T23:59:59.9Z".into();
-        records.append_at(&same_day, day("2026-11-26")).unwrap();
+        records.append(&same_day, day("2026-11-26")).unwrap();
         assert!(part_names(&records).is_empty(), "the same day: no rotation");
-        records
-            .append_at(&record("new"), day("2026-11-27"))
-            .unwrap();
+        records.append(&record("new"), day("2026-11-27")).unwrap();
         assert_eq!(part_names(&records), ["records.jsonl.20261127T120000Z"]);
         let current = std::fs::read_to_string(records.path()).unwrap();
         assert!(
@@ -573,7 +573,9 @@ mod tests {
                 let records = Records::new(dir.path()).with_settings(&settings(rotate_size, 365));
                 std::thread::spawn(move || {
                     for i in 0..100 {
-                        records.append(&record(&format!("t{t}-{i:03}"))).unwrap();
+                        records
+                            .append(&record(&format!("t{t}-{i:03}")), SystemTime::now())
+                            .unwrap();
                     }
                 })
             })
@@ -611,7 +613,7 @@ mod tests {
         use std::os::unix::fs::PermissionsExt;
         let dir = tempfile::tempdir().unwrap();
         let records = Records::new(dir.path());
-        records.append(&record("c1")).unwrap();
+        records.append(&record("c1"), SystemTime::now()).unwrap();
         let mode = std::fs::metadata(records.path())
             .unwrap()
             .permissions()

@@ -1,5 +1,8 @@
 //! A tenant's reports: composed with its addresses, written to its spool before any sending,
 //! delivered from the spool by every pass until the mail server accepts them.
+//!
+//! Every report is dated with the `now` its caller read from the tenant's
+//! [`Clock`](opscom_scheduler::Clock): this module never reads the system clock.
 
 use std::path::Path;
 use std::time::SystemTime;
@@ -54,8 +57,14 @@ impl ReportSink {
         })
     }
 
-    fn enqueue(&self, report: &Report, subject_id: &str) -> Result<(), ReportError> {
-        self.spool.enqueue(&self.compose(report, subject_id)?)?;
+    fn enqueue(
+        &self,
+        report: &Report,
+        subject_id: &str,
+        now: SystemTime,
+    ) -> Result<(), ReportError> {
+        self.spool
+            .enqueue(&self.compose(report, subject_id, now)?)?;
         self.count_spooled();
         Ok(())
     }
@@ -73,9 +82,14 @@ impl ReportSink {
 
     /// Spools a file's report held back until [`ReportSink::release`]: it is on disk before
     /// the file is committed to `.bak`, and sent only after.
-    fn enqueue_held(&self, report: &Report, claim_id: &str) -> Result<(), ReportError> {
+    fn enqueue_held(
+        &self,
+        report: &Report,
+        claim_id: &str,
+        now: SystemTime,
+    ) -> Result<(), ReportError> {
         self.spool
-            .enqueue_held(&self.compose(report, claim_id)?, claim_id)?;
+            .enqueue_held(&self.compose(report, claim_id, now)?, claim_id)?;
         Ok(())
     }
 
@@ -83,12 +97,13 @@ impl ReportSink {
         &self,
         report: &Report,
         subject_id: &str,
+        now: SystemTime,
     ) -> Result<opscom_mail::OutgoingMessage, ReportError> {
         Ok(compose(
             report,
             &self.envelope,
             subject_id,
-            &ComposeOptions::at(jiff::Timestamp::now()),
+            &ComposeOptions::at(timestamp(now)),
         )?)
     }
 
@@ -104,7 +119,9 @@ impl ReportSink {
         Ok(self.spool.held()?)
     }
 
-    /// Spools (held) the report of a file with failed rows, attaching the failure CSV at `csv`.
+    /// Spools (held) the report of a file with failed rows, attaching the failure CSV at `csv`,
+    /// dated `now`.
+    #[allow(clippy::too_many_arguments)]
     pub fn failures(
         &self,
         claim_id: &str,
@@ -113,6 +130,7 @@ impl ReportSink {
         rows_ok: u64,
         summary: &FailureSummary,
         csv: &Path,
+        now: SystemTime,
     ) -> Result<(), ReportError> {
         let report = Report::Failures(FailureReport {
             file_name: file_name.to_owned(),
@@ -122,15 +140,16 @@ impl ReportSink {
             summary: summary.clone(),
             failure_csv: Some(csv.into()),
         });
-        self.enqueue_held(&report, claim_id)
+        self.enqueue_held(&report, claim_id, now)
     }
 
-    /// Spools (held) the report of a file rejected whole.
+    /// Spools (held) the report of a file rejected whole, dated `now`.
     pub fn rejected(
         &self,
         claim_id: &str,
         file_name: &str,
         rejection: &Rejection,
+        now: SystemTime,
     ) -> Result<(), ReportError> {
         let report = Report::Rejected(RejectedReport {
             file_name: file_name.to_owned(),
@@ -139,10 +158,10 @@ impl ReportSink {
             line: rejection.line,
             excel_damage: rejection.kind.looks_like_excel_damage(),
         });
-        self.enqueue_held(&report, claim_id)
+        self.enqueue_held(&report, claim_id, now)
     }
 
-    /// Spools the "import delayed" report of an outage first seen at `since`.
+    /// Spools the "import delayed" report of an outage first seen at `since` (its date).
     pub fn delayed(
         &self,
         claim_id: &str,
@@ -156,10 +175,10 @@ impl ReportSink {
             cause: cause.to_owned(),
         });
         let started = timestamp(since).as_second();
-        self.enqueue(&report, &format!("outage-{claim_id}-{started}"))
+        self.enqueue(&report, &format!("outage-{claim_id}-{started}"), since)
     }
 
-    /// Spools the report that the tenant's token was refused.
+    /// Spools the report that the tenant's token was refused, first seen at `since` (its date).
     pub fn token_rejected(
         &self,
         claim_id: &str,
@@ -171,11 +190,12 @@ impl ReportSink {
             since: timestamp(since),
             api_code: None,
         });
-        self.enqueue(&report, &format!("token-{claim_id}"))
+        self.enqueue(&report, &format!("token-{claim_id}"), since)
     }
 
-    /// Spools the report that `.bak` in the drop folder is not a folder, so imports are paused.
-    pub fn bak_not_a_folder(&self) -> Result<(), ReportError> {
+    /// Spools the report that `.bak` in the drop folder is not a folder, so imports are paused,
+    /// dated `now`.
+    pub fn bak_not_a_folder(&self, now: SystemTime) -> Result<(), ReportError> {
         let report = Report::FolderProblem(FolderProblemReport {
             problem: "`.bak` in your upload folder is not a folder (it is a file or a link named \
                       `.bak`), so imported files cannot be archived there, and imports are paused."
@@ -184,8 +204,8 @@ impl ReportSink {
                   importer creates the folder again and imports the files that are waiting."
                 .to_owned(),
         });
-        let at = jiff::Timestamp::now().as_second();
-        self.enqueue(&report, &format!("bak-fault-{at}"))
+        let at = timestamp(now).as_second();
+        self.enqueue(&report, &format!("bak-fault-{at}"), now)
     }
 
     /// Sends what waits in the spool, oldest first.

@@ -126,7 +126,9 @@ impl Service {
     /// Builds the service from a checked configuration with the real API client (one HTTP
     /// transport shared by every tenant), mailer and clock. A problem found here (an SMTP URL
     /// the mailer refuses, an unusable state folder) is a configuration problem; a tenant whose
-    /// folders cannot be used is paused when its pass finds it, and the others go on.
+    /// folders cannot be used is paused when its pass finds it, and the others go on. Every
+    /// tenant needs its [`Tenant::api`] settings (a tenant without is a problem of its
+    /// `api_url`); [`Config::load`] always gives them.
     pub fn from_config(config: Config) -> Result<Service, Vec<Problem>> {
         // One connection pool and TLS configuration (root certificates loaded once) for every
         // tenant; each tenant's client adds only its URL, token and limits.
@@ -140,10 +142,17 @@ impl Service {
             }]
         })?;
         let apis = move |t: &Tenant| {
-            let mut c = ClientConfig::new(t.api_url.clone(), t.api_token.clone());
+            let Some(api) = &t.api else {
+                return Err(format!(
+                    "tenant {} has no API settings: give its api_url and token \
+                     (Tenant::with_api), or bring its PushApi with Service::with_parts",
+                    t.name
+                ));
+            };
+            let mut c = ClientConfig::new(api.url.clone(), api.token.clone());
             c.concurrency = t.concurrency;
-            c.requests_per_second = t.requests_per_second;
-            c.retry_budget = t.api_retry_budget;
+            c.requests_per_second = api.requests_per_second;
+            c.retry_budget = api.retry_budget;
             HttpPushClient::with_transport(&transport, c)
                 .map(|c| Arc::new(c) as Arc<dyn PushApi>)
                 .map_err(|e| e.to_string())
@@ -807,7 +816,8 @@ fn tenant_of<'a>(config: &'a Config, name: &str) -> &'a Tenant {
 fn same_tenant(a: &Tenant, b: &Tenant) -> bool {
     // `Debug` shows every setting but the token, which is compared on its own.
     format!("{a:?}") == format!("{b:?}")
-        && a.api_token.expose_secret() == b.api_token.expose_secret()
+        && a.api.as_ref().map(|api| api.token.expose_secret())
+            == b.api.as_ref().map(|api| api.token.expose_secret())
 }
 
 fn same_mail(a: &MailSettings, b: &MailSettings) -> bool {

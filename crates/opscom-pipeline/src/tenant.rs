@@ -20,13 +20,13 @@ use tracing::{debug, error, info, warn};
 use crate::config::{RecordsSettings, Tenant};
 use crate::file::{self, DeferReason, FileContext, FileOutcome};
 use crate::metrics::{TenantMetrics, Waiting};
-use crate::private::write_private;
 use crate::record::{FileRecord, Records};
 use crate::report::ReportSink;
 use crate::retention::BakRetention;
 use crate::{NoProgress, Progress};
 
-/// Marker files in the tenant's work folder: an outage or a token refusal is reported once.
+/// Marker files in the tenant's work folder (state files of its [`DropFolder`]): an outage, a
+/// token refusal or a `.bak` that is not a folder is reported once, across processes.
 const OUTAGE_MARKER: &str = "outage-reported";
 const TOKEN_MARKER: &str = "token-refusal-reported";
 const BAK_MARKER: &str = "bak-fault-reported";
@@ -277,11 +277,9 @@ where
             if let Err(e) = folder.check_bak() {
                 // The client can fix this one (a file named `.bak` uploaded by mistake): tell
                 // them once, and stop this tenant until it is gone.
-                if !self.marker(BAK_MARKER).exists() {
-                    match reports.bak_not_a_folder() {
-                        Ok(()) => {
-                            let _ = write_private(&self.marker(BAK_MARKER), b"");
-                        }
+                if !has_marker(folder, BAK_MARKER) {
+                    match reports.bak_not_a_folder(now) {
+                        Ok(()) => set_marker(&self.tenant.name, folder, BAK_MARKER),
                         Err(e) => {
                             warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report")
                         }
@@ -290,7 +288,7 @@ where
                 pass.fault = Some(e.to_string());
                 return;
             }
-            let _ = std::fs::remove_file(self.marker(BAK_MARKER));
+            clear_marker(&self.tenant.name, folder, BAK_MARKER);
             let next = match self.next_file(folder, now, &mut listing, &mut pass.settling) {
                 Ok(Some(c)) => c,
                 Ok(None) => {
@@ -331,7 +329,9 @@ where
                     ..
                 } => {
                     if api_reached {
-                        self.clear_markers();
+                        for marker in [OUTAGE_MARKER, TOKEN_MARKER] {
+                            clear_marker(&self.tenant.name, folder, marker);
+                        }
                     }
                     pass.api_reached |= api_reached;
                     pass.files.push(record);
@@ -344,7 +344,7 @@ where
                         // Still being written: look again once it may have settled.
                         pass.settling += 1;
                     }
-                    self.report_deferral(reports, &reason, &record);
+                    self.report_deferral(folder, reports, &reason, &record);
                     pass.files.push(record);
                     pass.deferred = true;
                     self.note_waiting(Some(folder), Some(true));
@@ -491,22 +491,18 @@ where
         }
     }
 
-    fn marker(&self, name: &str) -> std::path::PathBuf {
-        self.tenant.work_dir.join(name)
-    }
-
-    fn clear_markers(&self) {
-        for m in [OUTAGE_MARKER, TOKEN_MARKER] {
-            let _ = std::fs::remove_file(self.marker(m));
-        }
-    }
-
     /// An outage or a token refusal is e-mailed once, remembered on disk across processes.
-    fn report_deferral(&self, reports: &ReportSink, reason: &DeferReason, record: &FileRecord) {
+    fn report_deferral(
+        &self,
+        folder: &DropFolder,
+        reports: &ReportSink,
+        reason: &DeferReason,
+        record: &FileRecord,
+    ) {
         let (marker, result) = match reason {
             // The client is told as for an outage; the operator gets `api_not_found`.
             DeferReason::ApiUnreachable(cause) | DeferReason::ApiNotFound(cause) => {
-                if self.marker(OUTAGE_MARKER).exists() {
+                if has_marker(folder, OUTAGE_MARKER) {
                     return;
                 }
                 (
@@ -515,7 +511,7 @@ where
                 )
             }
             DeferReason::TokenRejected(_) => {
-                if self.marker(TOKEN_MARKER).exists() {
+                if has_marker(folder, TOKEN_MARKER) {
                     return;
                 }
                 error!(tenant = %self.tenant.name, "the OPSCOM API refused this tenant's token: its files wait");
@@ -527,13 +523,29 @@ where
             _ => return,
         };
         match result {
-            Ok(()) => {
-                if let Err(e) = write_private(&self.marker(marker), b"") {
-                    warn!(tenant = %self.tenant.name, error = %e, "cannot remember that a report was sent");
-                }
-            }
+            Ok(()) => set_marker(&self.tenant.name, folder, marker),
             Err(e) => warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report"),
         }
+    }
+}
+
+/// Whether the marker `name` is set. One that cannot be read counts as set: at worst a report
+/// is not repeated, never sent on every pass.
+fn has_marker(folder: &DropFolder, name: &str) -> bool {
+    !matches!(folder.read_state(name), Ok(None))
+}
+
+/// Sets the marker `name` (an empty state file, written atomically).
+fn set_marker(tenant: &str, folder: &DropFolder, name: &str) {
+    if let Err(e) = folder.write_state_atomic(name, b"") {
+        warn!(tenant = %tenant, error = %e, "cannot remember that a report was sent");
+    }
+}
+
+/// Clears the marker `name`, if set: the condition it reported is over.
+fn clear_marker(tenant: &str, folder: &DropFolder, name: &str) {
+    if let Err(e) = folder.remove_state(name) {
+        warn!(tenant = %tenant, error = %e, "cannot clear a report marker");
     }
 }
 

@@ -1,144 +1,19 @@
-//! The pipeline with recording doubles for the API and the mailer: a whole tenant pass, resume
+//! The pipeline with the testkit's recording doubles for the API and the mailer: a whole tenant pass, resume
 //! after a crash (the pass future dropped mid-file), outages, token refusal, mail down, shutdown
 //! and tenant isolation. The binary against real servers is tested in the workspace's `tests/`.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
-use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, Mutex};
+use std::sync::Arc;
 use std::time::{Duration, SystemTime};
 
-use async_trait::async_trait;
-use opscom_api::{ApiError, PushApi, PushOutcome, TransientCause, UnreachableError, UserRecord};
-use opscom_mail::{MailError, Mailer, OutgoingMessage, ReportKind};
-use opscom_pipeline::config::{Config, MailSettings, Schedule, Tenant};
+use opscom_api::PushApi;
+use opscom_mail::{Mailer, ReportKind};
+use opscom_pipeline::config::{ApiSettings, Config, MailSettings, Schedule, Tenant};
 use opscom_pipeline::{Outcome, Service};
-use opscom_scheduler::{Clock, SystemClock};
-use secrecy::SecretString;
+use opscom_scheduler::{Clock, ManualClock, SystemClock};
+use opscom_testkit::{ApiMode as Mode, ReceivedMessage, RecordingApi, RecordingMailer};
 use tokio::sync::watch;
-
-/// How the recording API answers.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Mode {
-    Accept,
-    Unreachable,
-    TokenRefused,
-    /// Accept the first `n` pushes, then never answer (a process about to be killed).
-    HangAfter(usize),
-    /// Accept until `n` pushes were started in all, then answer "unreachable" (rate limiting).
-    UnreachableAfter(usize),
-}
-
-/// An API double that records every push and answers per its mode; `bad@` e-mails get 9019.
-#[derive(Debug)]
-struct RecordingApi {
-    mode: Mutex<Mode>,
-    pushes: Mutex<Vec<UserRecord>>,
-    started: AtomicUsize,
-}
-
-impl RecordingApi {
-    fn new(mode: Mode) -> Arc<Self> {
-        Arc::new(RecordingApi {
-            mode: Mutex::new(mode),
-            pushes: Mutex::new(Vec::new()),
-            started: AtomicUsize::new(0),
-        })
-    }
-
-    fn set_mode(&self, mode: Mode) {
-        *self.mode.lock().unwrap() = mode;
-    }
-
-    fn ids(&self) -> Vec<String> {
-        self.pushes
-            .lock()
-            .unwrap()
-            .iter()
-            .map(|u| u.unique_id.clone())
-            .collect()
-    }
-}
-
-#[async_trait]
-impl PushApi for RecordingApi {
-    async fn push_user(&self, user: &UserRecord) -> PushOutcome {
-        let n = self.started.fetch_add(1, Ordering::SeqCst);
-        let mode = *self.mode.lock().unwrap();
-        match mode {
-            Mode::HangAfter(limit) if n >= limit => std::future::pending().await,
-            Mode::UnreachableAfter(limit) if n >= limit => {
-                return PushOutcome::Unreachable(UnreachableError {
-                    last_cause: TransientCause::Status {
-                        status: 429,
-                        retry_after: None,
-                    },
-                    attempts: 3,
-                    elapsed: Duration::from_millis(10),
-                });
-            }
-            Mode::Unreachable => {
-                return PushOutcome::Unreachable(UnreachableError {
-                    last_cause: TransientCause::Connect("connection refused".into()),
-                    attempts: 3,
-                    elapsed: Duration::from_millis(10),
-                });
-            }
-            Mode::TokenRefused => {
-                return PushOutcome::TokenRejected(ApiError {
-                    code: Some(9002),
-                    message: "Token lacks permission".into(),
-                    http_status: 200,
-                });
-            }
-            _ => {}
-        }
-        self.pushes.lock().unwrap().push(user.clone());
-        let email = user
-            .attributes
-            .iter()
-            .find(|(k, _)| *k == "email")
-            .map(|(_, v)| v.as_str());
-        if email.is_some_and(|e| e.starts_with("bad@")) {
-            return PushOutcome::RowRejected(ApiError {
-                code: Some(9019),
-                message: "E-mail must be unique".into(),
-                http_status: 200,
-            });
-        }
-        PushOutcome::Accepted
-    }
-}
-
-/// A mailer double that records what it sent, or refuses while `down`.
-#[derive(Debug, Default)]
-struct RecordingMailer {
-    down: Mutex<bool>,
-    sent: Mutex<Vec<(ReportKind, String, String)>>,
-}
-
-impl RecordingMailer {
-    fn kinds(&self) -> Vec<ReportKind> {
-        self.sent.lock().unwrap().iter().map(|s| s.0).collect()
-    }
-}
-
-#[async_trait]
-impl Mailer for RecordingMailer {
-    async fn send(&self, message: &OutgoingMessage) -> Result<(), MailError> {
-        if *self.down.lock().unwrap() {
-            return Err(MailError::Transient {
-                reason: "connection refused".into(),
-            });
-        }
-        self.sent.lock().unwrap().push((
-            message.meta().kind,
-            message.meta().tenant.clone(),
-            message.subject().to_owned(),
-        ));
-        Ok(())
-    }
-}
 
 struct Fixture {
     _dir: tempfile::TempDir,
@@ -158,23 +33,17 @@ impl Fixture {
         d
     }
 
+    /// A tenant without API settings: the tests bring its `PushApi`.
     fn tenant(&self, name: &str, concurrency: usize) -> Tenant {
-        Tenant {
-            name: name.into(),
-            drop_dir: self.drop_dir(name),
-            work_dir: self.root.join("state/tenants").join(name),
-            api_url: "http://127.0.0.1:9".into(),
-            api_token: SecretString::from("token"),
-            reply_to_admin_email: format!("admin@{name}.example"),
-            failed_import_email: format!("it@{name}.example"),
-            concurrency,
-            max_file_size: 1 << 20,
-            requests_per_second: None,
-            api_retry_budget: Duration::from_secs(1),
-            bak_retention: None,
-            api_token_source: "api_token in the configuration file".into(),
-            expect_file_every: None,
-        }
+        Tenant::new(
+            name,
+            self.drop_dir(name),
+            self.root.join("state/tenants").join(name),
+            format!("admin@{name}.example"),
+            format!("it@{name}.example"),
+        )
+        .with_concurrency(concurrency)
+        .with_max_file_size(1 << 20)
     }
 
     fn service(
@@ -183,20 +52,17 @@ impl Fixture {
         apis: Vec<Arc<RecordingApi>>,
         mailer: &Arc<RecordingMailer>,
     ) -> Service {
-        let config = Config {
-            state_dir: self.root.join("state"),
-            schedule: Schedule {
-                interval: Duration::from_secs(300),
-                settle: Duration::from_secs(1),
-            },
-            mail: MailSettings::Outbox {
+        let config = Config::new(
+            self.root.join("state"),
+            MailSettings::Outbox {
                 dir: self.root.join("outbox"),
             },
             tenants,
-            metrics: None,
-            records: Default::default(),
-            operator: None,
-        };
+        )
+        .with_schedule(Schedule {
+            interval: Duration::from_secs(300),
+            settle: Duration::from_secs(1),
+        });
         let apis = config
             .tenants
             .iter()
@@ -205,6 +71,32 @@ impl Fixture {
             .collect();
         let clock: Arc<dyn Clock> = Arc::new(SystemClock);
         Service::with_parts(config, apis, Arc::clone(mailer) as Arc<dyn Mailer>, clock).unwrap()
+    }
+
+    /// One tenant's service on `clock`, taking files unchanged for `settle`.
+    fn service_on(
+        &self,
+        tenant: Tenant,
+        api: &Arc<RecordingApi>,
+        mailer: &Arc<RecordingMailer>,
+        clock: Arc<dyn Clock>,
+        settle: Duration,
+    ) -> Service {
+        let name = tenant.name.clone();
+        let config = Config::new(
+            self.root.join("state"),
+            MailSettings::Outbox {
+                dir: self.root.join("outbox"),
+            },
+            vec![tenant],
+        )
+        .with_schedule(Schedule {
+            interval: Duration::from_secs(300),
+            settle,
+        });
+        let api = Arc::clone(api) as Arc<dyn PushApi>;
+        let mailer = Arc::clone(mailer) as Arc<dyn Mailer>;
+        Service::with_parts(config, vec![(name, api)], mailer, clock).unwrap()
     }
 }
 
@@ -217,6 +109,18 @@ fn upload(dir: &Path, name: &str, text: &str) {
         .open(&path)
         .unwrap()
         .set_modified(SystemTime::now() - Duration::from_secs(60))
+        .unwrap();
+}
+
+/// Writes an upload whose last change was at `modified`.
+fn upload_at(dir: &Path, name: &str, text: &str, modified: SystemTime) {
+    let path = dir.join(name);
+    std::fs::write(&path, text).unwrap();
+    std::fs::File::options()
+        .write(true)
+        .open(&path)
+        .unwrap()
+        .set_modified(modified)
         .unwrap();
 }
 
@@ -261,7 +165,7 @@ async fn a_pass_imports_reports_records_and_archives() {
         "unique_id,Email\nU1,a@b.example\n",
     );
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t], vec![Arc::clone(&api)], &mailer);
 
     let report = service.once(no_shutdown()).await;
@@ -300,7 +204,7 @@ async fn a_crash_mid_file_resumes_without_losing_or_repeating_more_than_concurre
     let drop_dir = t.drop_dir.clone();
     upload(&drop_dir, "big.csv", &roster(200, 200));
     let api = RecordingApi::new(Mode::HangAfter(57));
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
 
     // The "process" dies while pushes hang: its runtime, with every task, is dropped mid-file.
@@ -373,7 +277,7 @@ async fn an_outage_defers_the_file_reports_once_and_recovers() {
     upload(&drop_dir, "a.csv", &roster(5, 5));
     upload(&drop_dir, "b.csv", &roster(3, 3));
     let api = RecordingApi::new(Mode::Unreachable);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t], vec![Arc::clone(&api)], &mailer);
 
     for _ in 0..2 {
@@ -424,7 +328,7 @@ async fn a_refused_token_stops_only_its_tenant_and_is_reported_once() {
         RecordingApi::new(Mode::TokenRefused),
         RecordingApi::new(Mode::Accept),
     );
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(
         vec![a.clone(), b.clone()],
         vec![Arc::clone(&api_a), Arc::clone(&api_b)],
@@ -437,10 +341,10 @@ async fn a_refused_token_stops_only_its_tenant_and_is_reported_once() {
     assert!(bak(&a.drop_dir).is_empty());
     assert_eq!(bak(&b.drop_dir), ["r.csv"]);
     assert_eq!(api_b.ids().len(), 4);
-    let sent = mailer.sent.lock().unwrap().clone();
+    let sent = mailer.sent();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert_eq!(
-        (sent[0].0, sent[0].1.as_str()),
+        (sent[0].meta().kind, sent[0].meta().tenant.as_str()),
         (ReportKind::TokenRejected, "acme")
     );
 }
@@ -451,8 +355,8 @@ async fn mail_down_keeps_the_report_until_a_later_pass_sends_it_once() {
     let t = fx.tenant("acme", 2);
     upload(&t.drop_dir, "r.csv", &roster(4, 2));
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
-    *mailer.down.lock().unwrap() = true;
+    let mailer = RecordingMailer::new();
+    mailer.set_down(true);
     let service = fx.service(vec![t.clone()], vec![api], &mailer);
 
     let report = service.once(no_shutdown()).await;
@@ -463,7 +367,7 @@ async fn mail_down_keeps_the_report_until_a_later_pass_sends_it_once() {
         "the file is archived; its report waits"
     );
 
-    *mailer.down.lock().unwrap() = false;
+    mailer.set_down(false);
     assert!(!service.once(no_shutdown()).await.waits());
     assert!(!service.once(no_shutdown()).await.waits());
     assert_eq!(mailer.kinds(), [ReportKind::Failures]);
@@ -475,14 +379,14 @@ async fn shutdown_mid_file_checkpoints_and_the_next_pass_finishes_it() {
     let t = fx.tenant("acme", 2);
     upload(&t.drop_dir, "r.csv", &roster(50, 50));
     let api = RecordingApi::new(Mode::HangAfter(10));
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
     let (stop, shutdown) = watch::channel(false);
     let pass = tokio::spawn({
         let service = Arc::new(service);
         async move { service.once(shutdown).await }
     });
-    while api.started.load(Ordering::SeqCst) < 10 {
+    while api.started() < 10 {
         tokio::task::yield_now().await;
     }
     // Two pushes hang and never answer: the stop gives them a short grace, then leaves them
@@ -529,7 +433,7 @@ async fn a_young_upload_cut_off_mid_row_waits_instead_of_importing_half_a_row() 
         .set_modified(SystemTime::now() - Duration::from_secs(5))
         .unwrap();
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
 
     let report = service.once(no_shutdown()).await;
@@ -555,7 +459,7 @@ async fn a_report_is_sent_only_once_its_file_is_committed_to_bak() {
     let t = fx.tenant("acme", 2);
     upload(&t.drop_dir, "r.csv", &roster(4, 2));
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![api], &mailer);
     // The records file cannot be written (a disk or permission fault): the file cannot be
     // committed, so its report must wait with it.
@@ -586,12 +490,12 @@ async fn an_api_that_lets_a_few_rows_through_each_pass_is_still_one_outage() {
     let t = fx.tenant("acme", 1);
     upload(&t.drop_dir, "r.csv", &roster(6, 6));
     let api = RecordingApi::new(Mode::UnreachableAfter(2));
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
     for pass in 1..=2 {
         let report = service.once(no_shutdown()).await;
         assert!(report.tenants[0].deferred, "pass {pass}: {report:?}");
-        let started = api.started.load(Ordering::SeqCst);
+        let started = api.started();
         api.set_mode(Mode::UnreachableAfter(started + 2));
     }
     assert_eq!(
@@ -615,7 +519,7 @@ async fn a_bak_that_is_not_a_folder_pauses_the_tenant_and_tells_the_client_once(
     upload(&t.drop_dir, "r.csv", &roster(3, 3));
     std::fs::write(t.drop_dir.join(".bak"), "uploaded by mistake").unwrap();
     let api = RecordingApi::new(Mode::Accept);
-    let mailer = Arc::new(RecordingMailer::default());
+    let mailer = RecordingMailer::new();
     let service = fx.service(vec![t.clone()], vec![Arc::clone(&api)], &mailer);
     for _ in 0..2 {
         let report = service.once(no_shutdown()).await;
@@ -629,16 +533,104 @@ async fn a_bak_that_is_not_a_folder_pauses_the_tenant_and_tells_the_client_once(
         "nothing imported that could not be archived"
     );
     assert!(t.drop_dir.join("r.csv").exists(), "the upload is not taken");
-    let sent = mailer.sent.lock().unwrap().clone();
+    let sent = mailer.sent();
     assert_eq!(sent.len(), 1, "told once: {sent:?}");
-    assert_eq!(sent[0].0, ReportKind::FolderProblem);
+    assert_eq!(sent[0].meta().kind, ReportKind::FolderProblem);
     assert!(
-        sent[0].2.contains("upload folder needs attention"),
+        sent[0].subject().contains("upload folder needs attention"),
         "{}",
-        sent[0].2
+        sent[0].subject()
     );
 
     std::fs::remove_file(t.drop_dir.join(".bak")).unwrap();
     assert!(!service.once(no_shutdown()).await.waits());
     assert_eq!(bak(&t.drop_dir), ["r.csv"]);
+}
+
+/// 2030-01-02T03:04:00Z: far from the machine's clock, so only the manual clock can tell it.
+fn t0() -> SystemTime {
+    SystemTime::UNIX_EPOCH + Duration::from_secs(1_893_553_440)
+}
+
+#[tokio::test]
+async fn the_service_takes_its_time_from_the_injected_clock() {
+    let fx = Fixture::new();
+    let t = fx.tenant("acme", 2);
+    let drop_dir = t.drop_dir.clone();
+    let secs = Duration::from_secs;
+    // The upload's last change is at t0; the manual clock shows 5 s later.
+    upload_at(&drop_dir, "roster.csv", &roster(4, 3), t0());
+    let clock = Arc::new(ManualClock::new(t0() + secs(5)));
+    let api = RecordingApi::new(Mode::Accept);
+    let mailer = RecordingMailer::new();
+    let service = fx.service_on(t, &api, &mailer, clock.clone(), secs(10));
+
+    // Younger than `settle` by the manual clock: it waits, however old it is for the machine.
+    let report = service.once(no_shutdown()).await;
+    let pass = &report.tenants[0];
+    assert!(pass.files.is_empty(), "{pass:?}");
+    assert_eq!(pass.settling, 1, "{pass:?}");
+    assert!(drop_dir.join("roster.csv").exists(), "not claimed");
+    assert!(api.ids().is_empty());
+
+    // Once the manual clock moves past `settle`, it is taken.
+    clock.advance(secs(10));
+    let report = service.once(no_shutdown()).await;
+    assert!(!report.waits(), "{report:?}");
+    let record = &report.tenants[0].files[0];
+    assert_eq!(record.outcome, Outcome::ImportedWithFailures);
+    assert_eq!(
+        record.at, "2030-01-02T03:04:15Z",
+        "the record's time is the clock's"
+    );
+    let on_disk = opscom_pipeline::Records::new(&fx.root.join("state"))
+        .read_all()
+        .unwrap();
+    assert_eq!(on_disk[0].at, "2030-01-02T03:04:15Z");
+    assert_eq!(bak(&drop_dir), ["roster.csv"]);
+    assert_eq!(api.ids().len(), 4);
+    // The failure e-mail is dated by the clock too.
+    let sent = mailer.sent();
+    assert_eq!(sent.len(), 1);
+    let message = ReceivedMessage::parse(sent[0].raw().to_vec()).expect("a parseable message");
+    let date = message.header("Date");
+    assert_eq!(date.as_deref(), Some("Wed, 02 Jan 2030 03:04:15 +0000"));
+
+    // The same name again: archived under the clock's stamp, `NAME.YYYYMMDDTHHMMSSZ.csv`.
+    upload_at(&drop_dir, "roster.csv", &roster(2, 2), t0() + secs(20));
+    clock.set(t0() + secs(40));
+    assert!(!service.once(no_shutdown()).await.waits());
+    assert_eq!(
+        bak(&drop_dir),
+        ["roster.20300102T030440Z.csv", "roster.csv"]
+    );
+}
+
+#[test]
+fn api_settings_are_needed_only_to_build_the_service_s_own_client() {
+    let fx = Fixture::new();
+    let config = |tenant: Tenant| {
+        Config::new(
+            fx.root.join("state"),
+            MailSettings::Outbox {
+                dir: fx.root.join("outbox"),
+            },
+            vec![tenant],
+        )
+    };
+    // With its own PushApi (every other test here), a tenant needs none; the service's HTTP
+    // client does.
+    let problems = Service::from_config(config(fx.tenant("acme", 1))).unwrap_err();
+    assert_eq!(problems.len(), 1, "{problems:?}");
+    assert_eq!(problems[0].key, "tenant[acme].api_url");
+    assert!(
+        problems[0].reason.contains("no API settings"),
+        "{problems:?}"
+    );
+    let with_api = fx.tenant("acme", 1).with_api(ApiSettings::new(
+        "http://127.0.0.1:9/",
+        secrecy::SecretString::from("token"),
+    ));
+    assert_eq!(with_api.api.as_ref().unwrap().url, "http://127.0.0.1:9");
+    Service::from_config(config(with_api)).expect("built with its API settings");
 }

@@ -8,7 +8,8 @@
 //! ```text
 //! work_dir/lock                        the tenant lock (see TenantLock)
 //! work_dir/claimed/<claim-id>/<name>   a claimed file, out of the client's reach
-//! work_dir/<state file>                the pipeline's own small files (checkpoints, …)
+//! work_dir/<state file>                small state files: the pipeline's report markers, `bak-swept`,
+//!                                      `folders-checked` (read_state, write_state_atomic, remove_state)
 //! ```
 
 use std::fs::File;
@@ -361,6 +362,7 @@ impl DropFolder {
     /// directory into the drop folder and back. `st_dev` alone misses bind mounts (systemd's
     /// `ReadWritePaths=` makes one per path), across which a rename fails with `EXDEV`.
     pub fn probe_claim(&self) -> Result<(), FolderError> {
+        // An identity, not a time: see `new_claim_id`.
         let name = format!(".opscom-import-probe-{}", new_claim_id(SystemTime::now()));
         let io = |op, e: Errno| FolderError::Io {
             op,
@@ -513,6 +515,7 @@ impl DropFolder {
             Ok(_) | Err(Errno::NOENT) => return Ok(None),
             Err(e) => return Err(self.io("cannot stat", self.drop_path.join(&c.name), e)),
         }
+        // An identity, not a time: see `new_claim_id`.
         let id = new_claim_id(SystemTime::now());
         rustix::fs::mkdirat(&self.claimed, id.as_str(), Mode::from_raw_mode(0o700))
             .map_err(|e| self.io("cannot create", self.claimed_path().join(&id), e))?;
@@ -774,63 +777,18 @@ impl DropFolder {
         })
     }
 
-    /// Appends bytes to a state file (created, mode 0600, if missing) and syncs its data.
-    pub fn append_state(&self, name: &str, bytes: &[u8]) -> Result<(), FolderError> {
-        check_state_name(name)?;
-        let result = (|| {
-            let fd = rustix::fs::openat(
-                &self.work,
-                name,
-                OFlags::WRONLY
-                    | OFlags::APPEND
-                    | OFlags::CREATE
-                    | OFlags::NOFOLLOW
-                    | OFlags::CLOEXEC,
-                Mode::from_raw_mode(0o600),
-            )?;
-            let mut file = File::from(fd);
-            file.write_all(bytes)?;
-            file.sync_data()
-        })();
-        result.map_err(|e| FolderError::Io {
-            op: "cannot append to",
-            path: self.work_path.join(name),
-            source: e,
-        })
-    }
-
-    /// Removes a state file; a missing one is not an error.
+    /// Removes a state file (durably: the directory is synced after a removal); a missing one is
+    /// not an error, and costs one system call.
     pub fn remove_state(&self, name: &str) -> Result<(), FolderError> {
         check_state_name(name)?;
         match rustix::fs::unlinkat(&self.work, name, AtFlags::empty()) {
-            Ok(()) | Err(Errno::NOENT) => {
+            Ok(()) => {
                 let _ = rustix::fs::fsync(&self.work);
                 Ok(())
             }
+            Err(Errno::NOENT) => Ok(()),
             Err(e) => Err(self.io("cannot remove", self.work_path.join(name), e)),
         }
-    }
-
-    /// Names of the state files (regular files, not hidden, not the lock), sorted.
-    pub fn state_names(&self) -> Result<Vec<String>, FolderError> {
-        let mut out = Vec::new();
-        let dir = Dir::read_from(&self.work)
-            .map_err(|e| self.io("cannot list", self.work_path.clone(), e))?;
-        for entry in dir {
-            let entry = entry.map_err(|e| self.io("cannot list", self.work_path.clone(), e))?;
-            let Ok(name) = entry.file_name().to_str() else {
-                continue;
-            };
-            if name.starts_with('.') || name == LOCK_FILE {
-                continue;
-            }
-            if matches!(statat_meta(&self.work, entry.file_name()), Ok(m) if m.kind == FileType::RegularFile)
-            {
-                out.push(name.to_owned());
-            }
-        }
-        out.sort();
-        Ok(out)
     }
 
     /// Tries to take this tenant's lock (`work_dir/lock`); `None` when another process holds it.
@@ -997,6 +955,14 @@ fn check_state_name(name: &str) -> Result<(), FolderError> {
 
 /// A claim id: UTC time to the nanosecond, process id and a counter, e.g.
 /// `20250115T120000.123456789Z-4242-7`. Sorts in claim order; unique across processes.
+///
+/// Its callers pass the system clock on purpose, not the injected [`crate::Clock`]: the id is
+/// an identity (the name of a claim folder, of its journal and report, of a probe file) that
+/// must not repeat, and must sort in claim order (claims are resumed oldest first), across
+/// processes sharing the folder and across restarts; a manual clock (frozen, or set back) would
+/// break both. Its time is read back only by `status`, to show since when a file is claimed.
+/// Everything the time decides (settling, archive names, records, report dates, retention,
+/// alerts) takes the caller's `now`, read from its `Clock`, instead.
 fn new_claim_id(now: SystemTime) -> String {
     let stamp = names::utc_stamp(now);
     let nanos = now

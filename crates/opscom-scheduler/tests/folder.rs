@@ -498,28 +498,11 @@ fn state_files_are_written_atomically_relative_to_the_work_dir() {
             .as_deref(),
         Some(&b"line 20"[..])
     );
-    e.folder
-        .append_state("records.jsonl", b"{}\n")
-        .expect("append");
-    e.folder
-        .append_state("records.jsonl", b"{}\n")
-        .expect("append");
-    assert_eq!(
-        e.folder
-            .read_state("records.jsonl")
-            .expect("read")
-            .as_deref(),
-        Some(&b"{}\n{}\n"[..])
-    );
-    assert_eq!(
-        e.folder.state_names().expect("names"),
-        ["checkpoint-1", "records.jsonl"]
-    );
     e.folder.remove_state("checkpoint-1").expect("rm");
     e.folder
         .remove_state("checkpoint-1")
         .expect("rm twice is fine");
-    assert_eq!(e.folder.state_names().expect("names"), ["records.jsonl"]);
+    assert_eq!(e.folder.read_state("checkpoint-1").expect("read"), None);
     for bad in ["", "../x", "a/b", ".hidden", "lock", "claimed"] {
         assert!(
             matches!(
@@ -533,8 +516,13 @@ fn state_files_are_written_atomically_relative_to_the_work_dir() {
     let target = e.work.join("elsewhere");
     symlink(&target, e.work.join("planted")).expect("symlink");
     assert!(e.folder.read_state("planted").is_err());
-    assert!(e.folder.append_state("planted", b"x").is_err());
+    // Replaced whole (the link itself), never written through.
+    e.folder.write_state_atomic("planted", b"x").expect("write");
     assert!(!target.exists());
+    assert_eq!(
+        e.folder.read_state("planted").expect("read").as_deref(),
+        Some(&b"x"[..])
+    );
 }
 
 #[test]

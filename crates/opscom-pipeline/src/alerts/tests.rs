@@ -1,53 +1,31 @@
 //! The alert state machine: a condition starts, stays, clears; e-mails once each way; the
-//! state survives a new instance (another process, a restart).
+//! state survives a new instance (another process, a restart). Mail goes to the testkit's
+//! `RecordingMailer`.
 
 use super::*;
-use opscom_mail::{MailError, OutgoingMessage};
+use crate::config::ApiSettings;
 use opscom_scheduler::ManualClock;
+use opscom_testkit::RecordingMailer;
 use secrecy::SecretString;
 
-#[derive(Debug, Default)]
-struct Recorder {
-    sent: Mutex<Vec<String>>,
-    down: AtomicBool,
-}
-
-#[async_trait::async_trait]
-impl Mailer for Recorder {
-    async fn send(&self, message: &OutgoingMessage) -> Result<(), MailError> {
-        if self.down.load(Ordering::Relaxed) {
-            return Err(MailError::Transient {
-                reason: "down".into(),
-            });
-        }
-        lock(&self.sent).push(message.subject().to_owned());
-        Ok(())
-    }
-}
-
-impl Recorder {
-    fn take(&self) -> Vec<String> {
-        std::mem::take(&mut *lock(&self.sent))
-    }
-}
-
 fn tenant(dir: &Path) -> Tenant {
-    Tenant {
-        name: "acme".into(),
-        drop_dir: dir.join("drop"),
-        work_dir: dir.join("work"),
-        api_url: "https://api.example".into(),
-        api_token: SecretString::from("secret-token-value"),
-        reply_to_admin_email: "parking@acme.example".into(),
-        failed_import_email: "it@acme.example".into(),
-        concurrency: 1,
-        max_file_size: 1,
-        requests_per_second: None,
-        api_retry_budget: Duration::from_secs(1),
-        api_token_source: "the file /etc/tokens/acme (api_token_file)".into(),
-        expect_file_every: None,
-        bak_retention: None,
-    }
+    Tenant::new(
+        "acme",
+        dir.join("drop"),
+        dir.join("work"),
+        "parking@acme.example",
+        "it@acme.example",
+    )
+    .with_api(
+        ApiSettings::new(
+            "https://api.example",
+            SecretString::from("secret-token-value"),
+        )
+        .with_token_source("the file /etc/tokens/acme (api_token_file)")
+        .with_retry_budget(Duration::from_secs(1)),
+    )
+    .with_concurrency(1)
+    .with_max_file_size(1)
 }
 
 fn operator() -> Operator {
@@ -74,7 +52,7 @@ async fn a_condition_mails_once_when_it_starts_and_once_when_it_clears() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let alerts = Alerts::new(dir.path(), Some(&operator()), clock.clone());
-    let mailer = Recorder::default();
+    let mailer = RecordingMailer::default();
     let t = tenant(dir.path());
 
     for _ in 0..3 {
@@ -82,7 +60,7 @@ async fn a_condition_mails_once_when_it_starts_and_once_when_it_clears() {
         alerts.deliver(&mailer).await;
         clock.advance(Duration::from_secs(10));
     }
-    let sent = mailer.take();
+    let sent = mailer.take_subjects();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("ALERT acme") && sent[0].contains("token_refused"));
     assert_eq!(
@@ -101,7 +79,7 @@ async fn a_condition_mails_once_when_it_starts_and_once_when_it_clears() {
         alerts.observe(&t, &seen(AlertKind::TokenRefused, None));
         alerts.deliver(&mailer).await;
     }
-    let sent = mailer.take();
+    let sent = mailer.take_subjects();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(
         sent[0].contains("CLEARED acme: token_refused (after 30 s)"),
@@ -116,7 +94,7 @@ async fn alert_after_delays_the_mail_and_a_short_condition_sends_nothing() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let alerts = Alerts::new(dir.path(), Some(&operator()), clock.clone());
-    let mailer = Recorder::default();
+    let mailer = RecordingMailer::default();
     let t = tenant(dir.path());
 
     // Shorter than alert_after: no mail either way.
@@ -126,14 +104,14 @@ async fn alert_after_delays_the_mail_and_a_short_condition_sends_nothing() {
     assert!(alerts.active().is_empty());
     alerts.observe(&t, &seen(AlertKind::ApiUnreachable, None));
     alerts.deliver(&mailer).await;
-    assert!(mailer.take().is_empty());
+    assert!(mailer.take_subjects().is_empty());
 
     // Longer: the clock tick alone sends it, without another pass.
     alerts.observe(&t, &seen(AlertKind::ApiUnreachable, Some("HTTP 503")));
     clock.advance(Duration::from_secs(61));
     alerts.check(std::slice::from_ref(&t));
     alerts.deliver(&mailer).await;
-    let sent = mailer.take();
+    let sent = mailer.take_subjects();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("api_unreachable"));
 }
@@ -142,7 +120,7 @@ async fn alert_after_delays_the_mail_and_a_short_condition_sends_nothing() {
 async fn the_state_survives_a_new_instance_and_nothing_is_sent_twice() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
-    let mailer = Recorder::default();
+    let mailer = RecordingMailer::default();
     let t = tenant(dir.path());
     {
         let first = Alerts::new(dir.path(), Some(&operator()), clock.clone());
@@ -152,7 +130,7 @@ async fn the_state_survives_a_new_instance_and_nothing_is_sent_twice() {
         );
         first.deliver(&mailer).await;
     }
-    assert_eq!(mailer.take().len(), 1);
+    assert_eq!(mailer.take_subjects().len(), 1);
     clock.advance(Duration::from_secs(5));
     let second = Alerts::new(dir.path(), Some(&operator()), clock.clone());
     second.observe(
@@ -160,7 +138,10 @@ async fn the_state_survives_a_new_instance_and_nothing_is_sent_twice() {
         &seen(AlertKind::FolderUnusable, Some("drop folder gone")),
     );
     second.deliver(&mailer).await;
-    assert!(mailer.take().is_empty(), "a restart does not resend");
+    assert!(
+        mailer.take_subjects().is_empty(),
+        "a restart does not resend"
+    );
     assert_eq!(
         second.active(),
         [("acme".to_owned(), AlertKind::FolderUnusable)]
@@ -173,7 +154,11 @@ async fn the_state_survives_a_new_instance_and_nothing_is_sent_twice() {
     third.observe(&t, &seen(AlertKind::FolderUnusable, None));
     second.deliver(&mailer).await;
     third.deliver(&mailer).await;
-    assert_eq!(mailer.take().len(), 1, "one clear, whoever saw it first");
+    assert_eq!(
+        mailer.take_subjects().len(),
+        1,
+        "one clear, whoever saw it first"
+    );
     assert!(third.active().is_empty());
 }
 
@@ -182,12 +167,12 @@ async fn an_alert_that_cannot_be_sent_is_spooled_and_sent_later() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let alerts = Alerts::new(dir.path(), Some(&operator()), clock.clone());
-    let mailer = Recorder::default();
-    mailer.down.store(true, Ordering::Relaxed);
+    let mailer = RecordingMailer::default();
+    mailer.set_down(true);
     let t = tenant(dir.path());
     alerts.observe(&t, &seen(AlertKind::ApiNotFound, Some("HTTP 404")));
     alerts.deliver(&mailer).await;
-    assert!(mailer.take().is_empty());
+    assert!(mailer.take_subjects().is_empty());
     assert!(
         fs::read_dir(dir.path().join(OPERATOR_OUTBOX))
             .unwrap()
@@ -197,12 +182,12 @@ async fn an_alert_that_cannot_be_sent_is_spooled_and_sent_later() {
                 .to_string_lossy()
                 .ends_with(".report"))
     );
-    mailer.down.store(false, Ordering::Relaxed);
+    mailer.set_down(false);
     // A new process finds it too.
     let later = Alerts::new(dir.path(), Some(&operator()), clock.clone());
     later.deliver(&mailer).await;
     alerts.deliver(&mailer).await;
-    assert_eq!(mailer.take().len(), 1);
+    assert_eq!(mailer.take_subjects().len(), 1);
 }
 
 #[tokio::test]
@@ -210,11 +195,11 @@ async fn without_an_operator_the_state_is_kept_but_nothing_is_mailed() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let alerts = Alerts::new(dir.path(), None, clock.clone());
-    let mailer = Recorder::default();
+    let mailer = RecordingMailer::default();
     let t = tenant(dir.path());
     alerts.observe(&t, &seen(AlertKind::TokenRefused, Some("error 9002")));
     alerts.deliver(&mailer).await;
-    assert!(mailer.take().is_empty());
+    assert!(mailer.take_subjects().is_empty());
     assert_eq!(alerts.active().len(), 1);
     assert!(!dir.path().join(OPERATOR_OUTBOX).exists());
 
@@ -222,7 +207,7 @@ async fn without_an_operator_the_state_is_kept_but_nothing_is_mailed() {
     alerts.configure(Some(&operator()));
     alerts.check(std::slice::from_ref(&t));
     alerts.deliver(&mailer).await;
-    assert_eq!(mailer.take().len(), 1);
+    assert_eq!(mailer.take_subjects().len(), 1);
 }
 
 #[tokio::test]
@@ -230,7 +215,7 @@ async fn no_file_fires_after_the_period_and_a_file_clears_it() {
     let dir = tempfile::tempdir().unwrap();
     let clock = Arc::new(ManualClock::new(start()));
     let alerts = Alerts::new(dir.path(), Some(&operator()), clock.clone());
-    let mailer = Recorder::default();
+    let mailer = RecordingMailer::default();
     let mut t = tenant(dir.path());
     t.expect_file_every = Some(Duration::from_secs(86_400));
 
@@ -242,7 +227,7 @@ async fn no_file_fires_after_the_period_and_a_file_clears_it() {
     alerts.check(std::slice::from_ref(&t));
     alerts.check(std::slice::from_ref(&t));
     alerts.deliver(&mailer).await;
-    let sent = mailer.take();
+    let sent = mailer.take_subjects();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("no_file"));
     let state = alerts.conditions();
@@ -260,7 +245,7 @@ async fn no_file_fires_after_the_period_and_a_file_clears_it() {
         },
     );
     alerts.deliver(&mailer).await;
-    let sent = mailer.take();
+    let sent = mailer.take_subjects();
     assert_eq!(sent.len(), 1, "{sent:?}");
     assert!(sent[0].contains("CLEARED acme: no_file"));
     let activity = fs::read_to_string(dir.path().join(FILE_ACTIVITY_FILE)).unwrap();

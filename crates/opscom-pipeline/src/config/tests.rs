@@ -58,8 +58,15 @@ fn a_minimal_file_gets_the_documented_defaults() {
     let t = &c.tenants[0];
     assert_eq!(t.concurrency, 8);
     assert_eq!(t.max_file_size, 100 << 20);
-    assert_eq!(t.api_url, "http://127.0.0.1:9", "a trailing / is harmless");
-    assert_eq!(t.api_token.expose_secret(), "tok-123-secret");
+    assert_eq!(
+        t.api.as_ref().unwrap().url,
+        "http://127.0.0.1:9",
+        "a trailing / is harmless"
+    );
+    assert_eq!(
+        t.api.as_ref().unwrap().token.expose_secret(),
+        "tok-123-secret"
+    );
     assert_eq!(t.work_dir, Path::new("/etc/opscom/state/tenants/acme"));
 }
 
@@ -89,7 +96,15 @@ fn schedule_and_sizes_are_parsed() {
     assert_eq!(c.schedule.settle, Duration::from_secs(1));
     assert_eq!(c.tenants[0].concurrency, 3);
     assert_eq!(c.tenants[0].max_file_size, 2 << 20);
-    assert_eq!(c.tenants[0].requests_per_second.map(|n| n.get()), Some(50));
+    assert_eq!(
+        c.tenants[0]
+            .api
+            .as_ref()
+            .unwrap()
+            .requests_per_second
+            .map(|n| n.get()),
+        Some(50)
+    );
 }
 
 #[test]
@@ -148,7 +163,10 @@ fn token_file_loses_its_trailing_newline_and_missing_file_is_refused() {
         &format!("api_token_file = \"{}\"", token.display()),
     );
     let c = parse(&text).unwrap();
-    assert_eq!(c.tenants[0].api_token.expose_secret(), "abc-def");
+    assert_eq!(
+        c.tenants[0].api.as_ref().unwrap().token.expose_secret(),
+        "abc-def"
+    );
 
     std::fs::remove_file(&token).unwrap();
     let err = parse(&text).unwrap_err();
@@ -400,64 +418,57 @@ failed_import_email = "it@globex.edu"
         work = dir.path().join("work").display(),
     );
     let c = parse(&text).unwrap();
-    let expected = Config {
-        state_dir: PathBuf::from("/etc/opscom/state"),
-        schedule: Schedule {
-            interval: Duration::from_secs(120),
-            settle: Duration::from_secs(3),
-        },
-        mail: MailSettings::Smtp {
+    let expected = Config::new(
+        "/etc/opscom/state",
+        MailSettings::Smtp {
             url: SecretString::from("smtps://user@mail.example.com:465"),
             password: Some(SecretString::from("tok-123-secret")),
         },
-        tenants: vec![
-            Tenant {
-                name: "acme".into(),
-                drop_dir: acme,
-                work_dir: dir.path().join("work"),
-                api_url: "https://api.acme.edu".into(),
-                api_token: SecretString::from("tok-123-secret"),
-                reply_to_admin_email: "parking@acme.edu".into(),
-                failed_import_email: "it@acme.edu".into(),
-                concurrency: 16,
-                max_file_size: 10_000_000,
-                requests_per_second: NonZeroU32::new(25),
-                api_retry_budget: Duration::from_secs(60),
-                bak_retention: Some(Duration::from_secs(90 * 24 * 3600)),
-                api_token_source: "the environment variable ACME_TOKEN (api_token_env)".into(),
-                expect_file_every: None,
-            },
-            Tenant {
-                name: "globex".into(),
-                drop_dir: globex,
-                work_dir: PathBuf::from("/etc/opscom/state/tenants/globex"),
-                api_url: "http://127.0.0.1:9".into(),
-                api_token: SecretString::from("globex-secret"),
-                reply_to_admin_email: "parking@globex.edu".into(),
-                failed_import_email: "it@globex.edu".into(),
-                concurrency: 8,
-                max_file_size: 100 << 20,
-                requests_per_second: None,
-                api_retry_budget: Duration::from_secs(20),
-                bak_retention: None,
-                api_token_source: format!("the file {} (api_token_file)", token.display()),
-                expect_file_every: None,
-            },
+        vec![
+            Tenant::new(
+                "acme",
+                acme,
+                dir.path().join("work"),
+                "parking@acme.edu",
+                "it@acme.edu",
+            )
+            .with_api(
+                ApiSettings::new("https://api.acme.edu", SecretString::from("tok-123-secret"))
+                    .with_token_source("the environment variable ACME_TOKEN (api_token_env)")
+                    .with_requests_per_second(NonZeroU32::new(25).unwrap())
+                    .with_retry_budget(Duration::from_secs(60)),
+            )
+            .with_concurrency(16)
+            .with_max_file_size(10_000_000)
+            .with_bak_retention(Duration::from_secs(90 * 24 * 3600)),
+            Tenant::new(
+                "globex",
+                globex,
+                "/etc/opscom/state/tenants/globex",
+                "parking@globex.edu",
+                "it@globex.edu",
+            )
+            .with_api(
+                ApiSettings::new("http://127.0.0.1:9", SecretString::from("globex-secret"))
+                    .with_token_source(format!("the file {} (api_token_file)", token.display())),
+            ),
         ],
-        operator: None,
-        metrics: None,
-        records: RecordsSettings {
-            rotate_size: 1 << 20,
-            retention: Duration::from_secs(30 * 24 * 3600),
-        },
-    };
+    )
+    .with_schedule(Schedule {
+        interval: Duration::from_secs(120),
+        settle: Duration::from_secs(3),
+    })
+    .with_records(RecordsSettings {
+        rotate_size: 1 << 20,
+        retention: Duration::from_secs(30 * 24 * 3600),
+    });
     // Secrets print redacted, so they are compared apart.
     assert_eq!(format!("{c:?}"), format!("{expected:?}"));
     let secrets = |c: &Config| {
         let mut s: Vec<String> = c
             .tenants
             .iter()
-            .map(|t| t.api_token.expose_secret().to_owned())
+            .map(|t| t.api.as_ref().unwrap().token.expose_secret().to_owned())
             .collect();
         if let MailSettings::Smtp { url, password } = &c.mail {
             s.push(url.expose_secret().to_owned());
@@ -594,7 +605,7 @@ fn the_operator_table_is_optional_and_checked_key_by_key() {
         Some(Duration::from_secs(86_400))
     );
     assert_eq!(
-        c.tenants[0].api_token_source,
+        c.tenants[0].api.as_ref().unwrap().token_source,
         "the environment variable ACME_TOKEN (api_token_env)"
     );
 
