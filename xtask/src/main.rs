@@ -110,6 +110,19 @@ fn lint() -> Result<()> {
         "-D",
         "warnings",
     ]))?;
+    // The portable part of the scheduler (clock, runner) and the lean production binary (no
+    // demo) build on their own.
+    for package in ["opscom-scheduler", "opscom-import"] {
+        run(cargo().args([
+            "clippy",
+            "-p",
+            package,
+            "--no-default-features",
+            "--",
+            "-D",
+            "warnings",
+        ]))?;
+    }
     // Dependencies a crate declares but never uses (cargo-machete; a deliberate one is listed
     // under `[package.metadata.cargo-machete] ignored` with its reason).
     run(&mut Command::new(deps::cargo_machete()?))

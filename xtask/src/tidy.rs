@@ -216,3 +216,70 @@ fn binaries_wire_and_libraries_work() {
         );
     }
 }
+
+#[test]
+fn the_scheduler_clock_and_runner_come_without_the_linux_folder_code() {
+    // `cargo tree` resolves without building: what a user of `Clock` and `run` gets with
+    // `default-features = false`.
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "opscom-scheduler",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "cargo tree failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    for dep in ["rustix ", "notify ", "jiff "] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(dep)),
+            "opscom-scheduler without `folders` still pulls in {dep}:\n{tree}"
+        );
+    }
+    assert!(tree.lines().any(|l| l.starts_with("tokio ")), "{tree}");
+}
+
+#[test]
+fn the_production_binary_can_leave_out_the_demo_and_its_sandbox() {
+    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
+    let out = Command::new(cargo)
+        .args([
+            "tree",
+            "-p",
+            "opscom-import",
+            "--no-default-features",
+            "-e",
+            "normal",
+            "--prefix",
+            "none",
+            "--locked",
+        ])
+        .current_dir(root())
+        .output()
+        .expect("cargo tree runs");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let tree = String::from_utf8_lossy(&out.stdout);
+    for dep in ["opscom-sandbox ", "tempfile "] {
+        assert!(
+            !tree.lines().any(|l| l.starts_with(dep)),
+            "opscom-import without `demo` still pulls in {dep}"
+        );
+    }
+}

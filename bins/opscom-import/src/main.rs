@@ -1,6 +1,7 @@
 //! `opscom-import`: the CLI of the managed user import. Parses flags, builds the pieces from the
 //! library crates, runs one command and maps its outcome to an exit status. Little else.
 
+#[cfg(feature = "demo")]
 mod demo;
 mod progress;
 mod status;
@@ -111,7 +112,7 @@ fn main() -> ExitCode {
         }
         Command::Once { config } => runtime().block_on(once(config)),
         Command::Run { config } => runtime().block_on(run(config)),
-        Command::Demo => runtime().block_on(demo::run()),
+        Command::Demo => demo_command(),
         Command::Status {
             config,
             tenant,
@@ -265,4 +266,19 @@ fn reload_on_sighup(service: Arc<Service>, path: PathBuf) {
             }
         }
     });
+}
+
+#[cfg(feature = "demo")]
+fn demo_command() -> ExitCode {
+    runtime().block_on(demo::run())
+}
+
+/// A build without the `demo` feature (a lean production binary) says how to get it.
+#[cfg(not(feature = "demo"))]
+fn demo_command() -> ExitCode {
+    eprintln!(
+        "error: this opscom-import was built without the demo (--no-default-features); \
+         build it with the default features to run `opscom-import demo`"
+    );
+    ExitCode::from(exit::CONFIG_OR_IO)
 }

@@ -11,25 +11,38 @@
 //! - [`run`]: passes at start, every interval and after file-system events
 //!   ([`FolderWatcher`]), never overlapping per tenant, stopped by an injected shutdown future.
 //! - [`Clock`]: the injected wall clock.
+//!
+//! The feature `folders` (on by default) brings the drop-folder lifecycle and the file watcher
+//! (Linux only: `rustix`, `notify`). A tool that needs only the clock and the periodic runner
+//! depends on this crate with `default-features = false`.
 
 #![warn(missing_docs)]
 
 mod clock;
+#[cfg(feature = "folders")]
 mod error;
+#[cfg(feature = "folders")]
 mod folder;
+#[cfg(feature = "folders")]
 mod names;
 mod schedule;
+#[cfg(feature = "folders")]
 mod watch;
 
 pub use clock::{Clock, ManualClock, SystemClock};
+#[cfg(feature = "folders")]
 pub use error::{FolderError, WatchError};
+#[cfg(feature = "folders")]
 pub use folder::{
     BakSweep, Candidate, ClaimedFile, DropFolder, Scan, SkipReason, Skipped, TenantLock,
 };
+#[cfg(feature = "folders")]
 pub use names::{escape_name, has_csv_extension, is_partial};
 pub use schedule::{Control, EVENT_MARGIN, ScheduleConfig, run, run_dynamic};
+#[cfg(feature = "folders")]
 pub use watch::FolderWatcher;
 
+#[cfg(feature = "folders")]
 /// Runs [`run`] with a [`FolderWatcher`] on `drop_dirs` as the event source (tenant `i` is
 /// `drop_dirs[i]`). Fails only when the watcher cannot start; a caller that wants to go on
 /// without events can call [`run`] with a channel of its own.
