@@ -6,6 +6,40 @@
 //! [`Service::once`] or [`Service::run`]; or a single [`TenantRunner`] built with their own
 //! [`opscom_api::PushApi`] and [`opscom_mail::Mailer`], for a [`config::Tenant::new`] that needs
 //! no API settings.
+//!
+//! ```
+//! use std::sync::Arc;
+//! use opscom_pipeline::Service;
+//! use opscom_pipeline::config::{Config, MailSettings, Tenant};
+//! use opscom_scheduler::SystemClock;
+//! use opscom_testkit::{ApiMode, RecordingApi, RecordingMailer};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let root = tempfile::tempdir().unwrap();
+//! let drop_dir = root.path().join("upload");
+//! std::fs::create_dir(&drop_dir).unwrap();
+//! std::fs::write(drop_dir.join("roster.csv"), "unique_id,login_source,first_name,last_name,email\n\
+//!     1001,OPSCOM,Ada,Lovelace,ada@example.edu\n").unwrap();
+//! // Settled: changed a minute ago.
+//! std::fs::File::options().write(true).open(drop_dir.join("roster.csv")).unwrap()
+//!     .set_modified(std::time::SystemTime::now() - std::time::Duration::from_secs(60)).unwrap();
+//!
+//! let tenant = Tenant::new("acme", &drop_dir, root.path().join("work/acme"),
+//!     "parking@acme.example", "it@acme.example");
+//! let mail = MailSettings::Outbox { dir: root.path().join("outbox") };
+//! let config = Config::new(root.path().join("state"), mail, vec![tenant]);
+//! // Your own API and mailer: here the recording doubles of opscom-testkit.
+//! let api = RecordingApi::new(ApiMode::Accept);
+//! let service = Service::with_parts(config, vec![("acme".into(), api.clone() as _)],
+//!     RecordingMailer::new(), Arc::new(SystemClock)).unwrap();
+//!
+//! let (_stop, shutdown) = tokio::sync::watch::channel(false);
+//! let report = service.once(shutdown).await;
+//! assert!(!report.waits());
+//! assert_eq!(api.ids(), ["1001"]);
+//! assert!(drop_dir.join(".bak/roster.csv").exists());
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 

@@ -15,6 +15,21 @@
 //! The feature `folders` (on by default) brings the drop-folder lifecycle and the file watcher
 //! (Linux only: `rustix`, `notify`). A tool that needs only the clock and the periodic runner
 //! depends on this crate with `default-features = false`.
+//!
+//! ```
+//! use std::time::{Duration, SystemTime};
+//! use opscom_scheduler::{Clock, ManualClock, ScheduleConfig};
+//!
+//! // Time is injected: tests move it by hand.
+//! let start = SystemTime::UNIX_EPOCH + Duration::from_secs(1_800_000_000);
+//! let clock = ManualClock::new(start);
+//! clock.advance(Duration::from_secs(90));
+//! assert_eq!(clock.now(), start + Duration::from_secs(90));
+//!
+//! // A file event is followed by a pass once the upload has had `settle` to finish.
+//! let cfg = ScheduleConfig { interval: Duration::from_secs(300), settle: Duration::from_secs(10) };
+//! assert!(cfg.event_delay() > cfg.settle);
+//! ```
 
 #![warn(missing_docs)]
 

@@ -8,9 +8,21 @@
 //!
 //! [`RecordingApi`] (modes: [`ApiMode`]) and [`RecordingMailer`] stand in for the OPSCOM API and
 //! the mail server when a test runs the pipeline in process: the workspace's one kind of test
-//! double (no mock framework), shared by every crate's tests.
+//! double shared by every crate's tests (opscom-api's own unit test uses a mockall mock).
 //!
 //! A dev-dependency only (the integration-test harness `opscom-tests` is test support itself).
+//!
+//! ```
+//! use opscom_api::{PushApi, PushOutcome, UserRecord};
+//! use opscom_testkit::{ApiMode, RecordingApi};
+//!
+//! # #[tokio::main(flavor = "current_thread")] async fn main() {
+//! let api = RecordingApi::new(ApiMode::Accept);
+//! let user = UserRecord::new(2, "1001").with("email", "ada@example.edu");
+//! assert_eq!(api.push_user(&user).await, PushOutcome::Accepted);
+//! assert_eq!(api.ids(), ["1001"]);
+//! # }
+//! ```
 
 #![warn(missing_docs)]
 
