@@ -217,23 +217,20 @@ fn binaries_wire_and_libraries_work() {
     }
 }
 
-#[test]
-fn the_scheduler_clock_and_runner_come_without_the_linux_folder_code() {
-    // `cargo tree` resolves without building: what a user of `Clock` and `run` gets with
-    // `default-features = false`.
+/// The normal dependencies of `package` built with `--no-default-features`, one per line
+/// (`cargo tree` resolves without building).
+fn lean_tree(package: &str) -> String {
     let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
     let out = Command::new(cargo)
         .args([
             "tree",
             "-p",
-            "opscom-scheduler",
+            package,
             "--no-default-features",
             "-e",
             "normal",
-            "--prefix",
-            "none",
-            "--locked",
         ])
+        .args(["--prefix", "none", "--locked"])
         .current_dir(root())
         .output()
         .expect("cargo tree runs");
@@ -242,7 +239,13 @@ fn the_scheduler_clock_and_runner_come_without_the_linux_folder_code() {
         "cargo tree failed: {}",
         String::from_utf8_lossy(&out.stderr)
     );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+#[test]
+fn the_scheduler_clock_and_runner_come_without_the_linux_folder_code() {
+    // What a user of `Clock` and `run` gets with `default-features = false`.
+    let tree = lean_tree("opscom-scheduler");
     for dep in ["rustix ", "notify ", "jiff "] {
         assert!(
             !tree.lines().any(|l| l.starts_with(dep)),
@@ -254,28 +257,7 @@ fn the_scheduler_clock_and_runner_come_without_the_linux_folder_code() {
 
 #[test]
 fn the_production_binary_can_leave_out_the_demo_and_its_sandbox() {
-    let cargo = std::env::var("CARGO").unwrap_or_else(|_| "cargo".into());
-    let out = Command::new(cargo)
-        .args([
-            "tree",
-            "-p",
-            "opscom-import",
-            "--no-default-features",
-            "-e",
-            "normal",
-            "--prefix",
-            "none",
-            "--locked",
-        ])
-        .current_dir(root())
-        .output()
-        .expect("cargo tree runs");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let tree = String::from_utf8_lossy(&out.stdout);
+    let tree = lean_tree("opscom-import");
     for dep in ["opscom-sandbox ", "tempfile "] {
         assert!(
             !tree.lines().any(|l| l.starts_with(dep)),
