@@ -83,7 +83,15 @@ impl HeaderMap {
                         let _ = write!(msg, "; did you mean `{near}`?");
                         suggested.push(near);
                     }
-                    None => msg.push('.'),
+                    None => {
+                        // Nothing close: name every attribute's usual header, so that the
+                        // client can pick one without any tool.
+                        let accepted: Vec<&str> = opscom_schema::attributes()
+                            .filter_map(|a| a.possible_names.first().copied())
+                            .collect();
+                        let _ =
+                            write!(msg, "; the accepted names include {}.", accepted.join(", "));
+                    }
                 }
                 problems.push((RejectionKind::UnknownHeader, msg));
             }
@@ -181,7 +189,7 @@ fn clean(cell: &str) -> &str {
 fn fix_for(kind: RejectionKind) -> &'static str {
     match kind {
         RejectionKind::UnknownHeader => {
-            "Rename each column to an accepted name exactly as written (names are case-sensitive; `opscom-import headers` lists them), or delete the column."
+            "Rename each column to an accepted name exactly as written (names are case-sensitive; the closest accepted name is given for each), or delete the column."
         }
         RejectionKind::AmbiguousHeader => "Keep only one of the two columns.",
         RejectionKind::DuplicateHeader => "Delete one of the two columns.",
@@ -290,5 +298,21 @@ mod tests {
         let r = reject(&["Unique ID", "login_source"]);
         assert!(r.reason.contains("did you mean `unique_id`?"), "{r}");
         assert!(!r.reason.contains("missing"), "{r}");
+    }
+
+    #[test]
+    fn an_unknown_header_with_nothing_close_lists_the_accepted_names_and_no_command() {
+        let r = reject(&["unique_id", "login_source", "zzqx"]);
+        assert_eq!(r.kind, RejectionKind::UnknownHeader);
+        let text = r.to_string();
+        assert!(
+            text.contains("`zzqx` is not a column name; the accepted names include unique_id, "),
+            "{text}"
+        );
+        assert!(text.contains("email"), "{text}");
+        assert!(
+            !text.contains("opscom-import"),
+            "no command for a client to run: {text}"
+        );
     }
 }

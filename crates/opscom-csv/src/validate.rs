@@ -282,7 +282,7 @@ impl fmt::Display for RowProblem {
                 first_line,
             } => write!(
                 f,
-                "`{column}` {} already appears on line {first_line}; only the first occurrence is imported",
+                "`{column}` {} already appears on line {first_line}; a user is taken from its first row only (and not at all when that row fails): merge this row into line {first_line}, or delete it",
                 Quoted(value)
             ),
         }

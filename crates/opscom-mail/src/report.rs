@@ -474,13 +474,15 @@ fn delayed_subject(r: &DelayedReport) -> String {
 }
 
 fn delayed_body(r: &DelayedReport, envelope: &ReportEnvelope) -> String {
+    // Plain words for a parking office: the technical cause (attempt counts, durations, system
+    // errors) stays in the operator's logs and records.
     let mut b = format!(
-        "Since {}, the importer cannot reach the OPSCOM API ({}).\n\n\
+        "Since {}, OPSCOM has not been answering the importer, so your users cannot be updated \
+         right now. Nothing is wrong with your file.\n\n\
          Your files are safe: they wait in the import queue and will be imported automatically as \
          soon as OPSCOM answers again. You do not need to upload them again, and you will not \
          receive another message about this outage.\n\n",
         human_time(r.since),
-        shorten(&r.cause, 200)
     );
     b.push_str(&files_list(&r.files_waiting));
     b.push_str(

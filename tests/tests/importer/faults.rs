@@ -52,6 +52,21 @@ fn an_api_outage_defers_the_file_mails_once_and_imports_after_recovery() {
             "nothing else is mailed:\n{}",
             describe(&mail)
         );
+        // In plain words: no attempt counts, durations or system errors for a client.
+        let body = mail[0].text_body().to_lowercase();
+        for technical in [
+            "attempt",
+            "os error",
+            "error sending request",
+            "status 503",
+            "budget",
+        ] {
+            assert!(
+                !body.contains(technical),
+                "the delayed e-mail speaks plainly, found `{technical}`:\n{body}"
+            );
+        }
+        assert!(body.contains("not been answering"), "{body}");
     }
     assert!(
         !lab.records().iter().any(|r| matches!(
