@@ -28,6 +28,9 @@ pub enum RejectionKind {
     Delimiter,
     /// A record larger than the record limit (a stray quote), or a quote never closed.
     UnterminatedQuote,
+    /// A line (with no quote in it) larger than the record limit: a file that is not one user
+    /// per line.
+    LineTooLong,
     /// A header matching no possible name.
     UnknownHeader,
     /// Two headers naming one attribute (`province` and `state`).

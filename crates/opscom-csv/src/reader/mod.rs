@@ -140,6 +140,7 @@ impl<R: Read + Seek> ImportFile<R> {
             record_start: 0,
             limit: max_record_bytes + CSV_BUFFER as u64,
             last: None,
+            last_quote: None,
             last_content: None,
             eof: false,
         };
@@ -212,8 +213,16 @@ impl<R: Read> ImportFile<R> {
                 || (last_field.is_some_and(|f| f.contains(&b'\n'))
                     && source.last_content != Some(b'"')));
         let bytes = self.rdr.byte - byte_before;
-        if unclosed || bytes > self.max_record_bytes {
+        if unclosed {
             return Err(self.unterminated(line));
+        }
+        if bytes > self.max_record_bytes {
+            // One physical line is a long line; a value spanning lines is a stray quote.
+            return Err(if internal == 0 {
+                self.line_too_long(line)
+            } else {
+                self.unterminated(line)
+            });
         }
         let record_end = self.rdr.byte;
         self.rdr.input.get_mut().record_start = record_end;
@@ -229,11 +238,30 @@ impl<R: Read> ImportFile<R> {
         )
     }
 
+    /// A record over the limit with no quote in it: a line too long, not a stray quote.
+    fn line_too_long(&self, line: u64) -> FileError {
+        self.reject(
+            RejectionKind::LineTooLong,
+            Some(line),
+            format!(
+                "Line {line} is longer than the limit of {} bytes for one user's row: the file is not one user per line.",
+                self.max_record_bytes
+            ),
+            "Export the users again as CSV, one user per line (in Excel: Save As \"CSV UTF-8 (Comma delimited)\"); a row is normally well under a kilobyte.",
+        )
+    }
+
     fn io_error(&self, e: io::Error, line_before: u64) -> FileError {
         if e.get_ref()
             .is_some_and(|inner| inner.is::<RecordTooLarge>())
         {
-            self.unterminated(line_before.max(1))
+            let source = self.rdr.input.get_ref();
+            let quoted = source.last_quote.is_some_and(|q| q >= source.record_start);
+            if quoted {
+                self.unterminated(line_before.max(1))
+            } else {
+                self.line_too_long(line_before.max(1))
+            }
         } else {
             FileError::io(&self.name, e)
         }

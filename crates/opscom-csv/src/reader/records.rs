@@ -219,6 +219,7 @@ mod tests {
             record_start: 0,
             limit: u64::MAX,
             last: None,
+            last_quote: None,
             last_content: None,
             eof: false,
         };

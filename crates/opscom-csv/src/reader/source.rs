@@ -43,6 +43,9 @@ pub(super) struct Source<R> {
     /// `delivered - record_start` beyond this is a runaway record.
     pub(super) limit: u64,
     pub(super) last: Option<u8>,
+    /// Decoded offset of the last double quote delivered, if any: a runaway record with none
+    /// at or after `record_start` is a long line, not a stray quote.
+    pub(super) last_quote: Option<u64>,
     pub(super) last_content: Option<u8>,
     pub(super) eof: bool,
 }
@@ -67,6 +70,9 @@ impl<R: Read> Read for Source<R> {
                     *b = b'\n';
                 }
             }
+        }
+        if let Some(i) = memchr::memrchr(b'"', got) {
+            self.last_quote = Some(self.delivered + i as u64);
         }
         self.last = got.last().copied();
         if let Some(&b) = got.iter().rev().find(|&&b| b != b'\n' && b != b'\r') {
