@@ -204,6 +204,10 @@ fn scan_bytes<R: Read + Seek>(
     let mut consumed = 0u64; // bytes read after the BOM, before this chunk
     let (mut has_lf, mut has_cr) = (false, false);
     let mut lines_estimate = 0;
+    // Where the first well-formed multi-byte UTF-8 character and the first byte that is not
+    // UTF-8 are: a file with both is UTF-8 with some lines in another encoding.
+    let mut first_utf8: Option<u64> = None;
+    let mut first_invalid: Option<u64> = None;
     loop {
         let n = read_full(reader, &mut buf[carry..carry + CHUNK])?;
         let end = carry + n;
@@ -222,6 +226,11 @@ fn scan_bytes<R: Read + Seek>(
             // The first chunk: scale its line feeds (plus a margin) to the whole file.
             let per_chunk = count_lf(chunk).saturating_add(1).saturating_mul(5) / 4;
             lines_estimate = per_chunk.saturating_mul(size.div_ceil(n as u64));
+        }
+        if first_utf8.is_none()
+            && let Some(pos) = utf8_multibyte_at(chunk)
+        {
+            first_utf8 = Some(chunk_offset + pos as u64);
         }
         let mut next_carry = 0;
         // The fast check first; the slower one that tells where only when it fails.
@@ -244,6 +253,7 @@ fn scan_bytes<R: Read + Seek>(
                 ));
             } else {
                 encoding = Encoding::Windows1252;
+                first_invalid = Some(chunk_offset + e.valid_up_to() as u64);
             }
         }
         if n == 0 {
@@ -252,11 +262,52 @@ fn scan_bytes<R: Read + Seek>(
         buf.copy_within(end - next_carry..end, 0);
         carry = next_carry;
     }
+    if let (Some(utf8), Some(invalid)) = (first_utf8, first_invalid) {
+        // Decoding it all as Windows-1252 would garble the UTF-8 lines (`José` → `JosÃ©`), and
+        // as UTF-8 the others: refuse it, rather than send damaged names.
+        let utf8_line = line_at(reader, start, utf8)?;
+        let invalid_line = line_at(reader, start, invalid)?;
+        return Err(reject(
+            RejectionKind::Encoding,
+            Some(invalid_line),
+            format!(
+                "The file mixes two text encodings: line {utf8_line} is UTF-8, but line {invalid_line} is not (it was probably pasted from another file or program), so some names would arrive garbled."
+            ),
+            SAVE_AS_CSV_UTF8,
+        ));
+    }
     Ok(Sniffed {
         encoding,
         cr_only: has_cr && !has_lf,
         lines_estimate,
     })
+}
+
+/// The offset of the first well-formed multi-byte UTF-8 character in `bytes` (a lead byte and
+/// its continuation bytes, as `é` is `C3 A9`), if any. Windows-1252 text almost never forms one.
+fn utf8_multibyte_at(bytes: &[u8]) -> Option<usize> {
+    if bytes.is_ascii() {
+        return None;
+    }
+    let mut i = 0;
+    while i < bytes.len() {
+        let len = match bytes[i] {
+            0xC2..=0xDF => 2,
+            0xE0..=0xEF => 3,
+            0xF0..=0xF4 => 4,
+            _ => {
+                i += 1;
+                continue;
+            }
+        };
+        if let Some(candidate) = bytes.get(i..i + len)
+            && std::str::from_utf8(candidate).is_ok()
+        {
+            return Some(i);
+        }
+        i += 1;
+    }
+    None
 }
 
 /// UTF-16 with a BOM: decode everything once, to find malformed text and NULs.
