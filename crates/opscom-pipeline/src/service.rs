@@ -80,6 +80,8 @@ struct State {
     mailer: Arc<dyn Mailer>,
     /// Tenants by name, each with its scheduler key and runner.
     slots: BTreeMap<String, Slot>,
+    /// The tenant under each scheduler key (a pass finds its runner without a scan).
+    names: HashMap<usize, String>,
     next_key: usize,
 }
 
@@ -242,6 +244,7 @@ impl Service {
                 config: config.clone(),
                 mailer,
                 slots: BTreeMap::new(),
+                names: HashMap::new(),
                 next_key: 0,
             }),
             apis,
@@ -276,6 +279,7 @@ impl Service {
         {
             let mut state = inner.state();
             state.next_key = slots.len();
+            state.names = slots.iter().map(|(n, s)| (s.key, n.clone())).collect();
             state.slots = slots;
         }
         Ok(Service {
@@ -550,6 +554,7 @@ impl Service {
             .collect();
         for name in &removed {
             if let Some(slot) = state.slots.remove(name) {
+                state.names.remove(&slot.key);
                 slot.runner.retire();
                 inner.metrics.forget_tenant(name);
                 if let Some(r) = running.as_mut() {
@@ -573,6 +578,7 @@ impl Service {
                 None => {
                     let key = state.next_key;
                     state.next_key += 1;
+                    state.names.insert(key, name.clone());
                     state.slots.insert(name, Slot { key, runner });
                     if let Some(r) = running.as_mut() {
                         r.watch(key, &dir);
@@ -669,11 +675,11 @@ impl Inner {
     /// The tenant's runner under `key` now, if the tenant is still configured.
     fn runner_for(&self, key: usize) -> Option<(Arc<DynRunner>, Duration)> {
         let state = self.state();
-        state
-            .slots
-            .values()
-            .find(|s| s.key == key)
-            .map(|s| (Arc::clone(&s.runner), state.config.schedule.settle))
+        let slot = state
+            .names
+            .get(&key)
+            .and_then(|name| state.slots.get(name))?;
+        Some((Arc::clone(&slot.runner), state.config.schedule.settle))
     }
 
     /// One scheduled pass over a tenant, followed at once by more where they are due: the

@@ -289,20 +289,21 @@ where
                 return;
             }
             clear_marker(&self.tenant.name, folder, BAK_MARKER);
-            let next = match self.next_file(folder, now, &mut listing, &mut pass.settling) {
-                Ok(Some(c)) => c,
-                Ok(None) => {
-                    // Nothing is claimed any more: nothing waits.
-                    self.note_waiting(None, Some(false));
-                    return;
-                }
-                Err(e) => {
-                    pass.fault = Some(e);
-                    return;
-                }
-            };
+            let (next, claimed) =
+                match self.next_file(folder, now, &mut listing, &mut pass.settling) {
+                    Ok(Some(found)) => found,
+                    Ok(None) => {
+                        // Nothing is claimed any more: nothing waits.
+                        self.note_waiting(Some(0), Some(false));
+                        return;
+                    }
+                    Err(e) => {
+                        pass.fault = Some(e);
+                        return;
+                    }
+                };
             // In progress: claimed; whether it was deferred stays as its last pass left it.
-            self.note_waiting(Some(folder), None);
+            self.note_waiting(Some(claimed), None);
             let beating = self.metrics.as_ref().map(|m| m.beating(&*self.progress));
             let progress: &dyn Progress = match &beating {
                 Some(b) => b,
@@ -347,7 +348,9 @@ where
                     self.report_deferral(folder, reports, &reason, &record);
                     pass.files.push(record);
                     pass.deferred = true;
-                    self.note_waiting(Some(folder), Some(true));
+                    // Still claimed: listed again, as the file's own pass may have changed it.
+                    let claimed = folder.claimed().map(|c| c.len() as u64).ok();
+                    self.note_waiting(claimed, Some(true));
                     pass.defer_reason = Some(reason);
                     return;
                 }
@@ -363,14 +366,12 @@ where
         now: std::time::SystemTime,
         listing: &mut Listing,
         settling: &mut usize,
-    ) -> Result<Option<opscom_scheduler::ClaimedFile>, String> {
-        if let Some(c) = folder
-            .claimed()
-            .map_err(|e| e.to_string())?
-            .into_iter()
-            .next()
-        {
-            return Ok(Some(c));
+    ) -> Result<Option<(opscom_scheduler::ClaimedFile, u64)>, String> {
+        // With the file, how many are claimed now (for the metrics, without listing again).
+        let claimed = folder.claimed().map_err(|e| e.to_string())?;
+        let count = claimed.len() as u64;
+        if let Some(c) = claimed.into_iter().next() {
+            return Ok(Some((c, count)));
         }
         loop {
             if listing.stale(folder) {
@@ -387,7 +388,7 @@ where
                     // Our own claim changed the folder: note its time after it, so that only
                     // someone else's change makes the listing stale.
                     listing.mark(folder);
-                    return Ok(Some(c));
+                    return Ok(Some((c, 1)));
                 }
                 Ok(None) => continue,
                 Err(e) => return Err(e.to_string()),
@@ -457,15 +458,12 @@ where
         m.file_done(record.outcome, record.rows_ok, record.rows_failed, now);
     }
 
-    /// Sets the tenant's waiting files in the metrics: those claimed now (none when `folder`
-    /// is `None`), and whether the claimed file was just deferred (`None`: unchanged).
-    fn note_waiting(&self, folder: Option<&DropFolder>, deferred: Option<bool>) {
+    /// Sets the tenant's waiting files in the metrics: how many are claimed now, and whether
+    /// the claimed file was just deferred (`None`: unchanged).
+    fn note_waiting(&self, claimed: Option<u64>, deferred: Option<bool>) {
         let Some(m) = &self.metrics else { return };
-        let claimed = match folder.map(DropFolder::claimed) {
-            Some(Ok(claimed)) => claimed.len() as u64,
-            Some(Err(_)) => return, // unknown: keep the last values
-            None => 0,
-        };
+        // `None`: the claimed folder could not be listed; keep the last values.
+        let Some(claimed) = claimed else { return };
         m.set_waiting(Waiting::Claimed, claimed);
         if let Some(deferred) = deferred {
             m.set_waiting(Waiting::Deferred, u64::from(deferred && claimed > 0));
