@@ -148,14 +148,15 @@ impl Records {
             .get(..10)
             .filter(|d| d.len() == 10 && d.as_bytes()[4] == b'-')
             .map_or_else(|| utc_day(now), str::to_owned);
-        if self.rotation_due(&file, &day)? {
+        let mut len = file.metadata()?.len();
+        if self.rotation_due(&file, len, &day)? {
             self.rotate_locked(now)?;
             drop(file);
             file = self
                 .open_locked(true)?
                 .ok_or_else(|| io::Error::other("records.jsonl vanished while being created"))?;
+            len = file.metadata()?.len();
         }
-        let len = file.metadata()?.len();
         if len > 0 {
             let mut last = [0u8; 1];
             file.read_exact_at(&mut last, len - 1)?;
@@ -200,8 +201,7 @@ impl Records {
 
     /// Whether the locked `file` is due for rotation: it holds `rotate_size` bytes, or its first
     /// record is from a UTC day before `day` (`YYYY-MM-DD`).
-    fn rotation_due(&self, file: &File, day: &str) -> io::Result<bool> {
-        let len = file.metadata()?.len();
+    fn rotation_due(&self, file: &File, len: u64, day: &str) -> io::Result<bool> {
         if len == 0 {
             return Ok(false);
         }
@@ -246,7 +246,7 @@ impl Records {
     pub fn maintain(&self, now: SystemTime) -> io::Result<Maintained> {
         let mut done = Maintained::default();
         if let Some(file) = self.open_locked(false)?
-            && self.rotation_due(&file, &utc_day(now))?
+            && self.rotation_due(&file, file.metadata()?.len(), &utc_day(now))?
         {
             done.rotated = Some(self.rotate_locked(now)?);
         }
