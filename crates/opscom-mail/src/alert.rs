@@ -10,7 +10,7 @@ use lettre::message::Mailbox;
 use lettre::message::header::{HeaderName, HeaderValue};
 
 use crate::mailer::{MessageMeta, OutgoingMessage, ReportKind};
-use crate::report::{AddressError, ComposeError, report_key};
+use crate::report::{AddressError, ComposeError, parse_address, report_key};
 use crate::summary::shorten;
 
 /// The display name of the alert sender.
@@ -26,19 +26,9 @@ pub struct OperatorEnvelope {
 impl OperatorEnvelope {
     /// Validates the `[operator]` addresses: `from` (sender) and `email` (receiver).
     pub fn new(from: &str, email: &str) -> Result<Self, AddressError> {
-        let parse = |field: &'static str, value: &str| {
-            value
-                .trim()
-                .parse::<lettre::Address>()
-                .map_err(|e| AddressError {
-                    field,
-                    value: value.to_owned(),
-                    reason: e.to_string(),
-                })
-        };
         Ok(OperatorEnvelope {
-            from: parse("operator.from", from)?,
-            to: parse("operator.email", email)?,
+            from: parse_address("operator.from", from)?,
+            to: parse_address("operator.email", email)?,
         })
     }
 }

@@ -61,6 +61,21 @@ pub struct ReportEnvelope {
     to: lettre::Address,
 }
 
+/// `value` as an e-mail address (surrounding spaces ignored); the error names `field`.
+pub(crate) fn parse_address(
+    field: &'static str,
+    value: &str,
+) -> Result<lettre::Address, AddressError> {
+    value
+        .trim()
+        .parse::<lettre::Address>()
+        .map_err(|e| AddressError {
+            field,
+            value: value.to_owned(),
+            reason: e.to_string(),
+        })
+}
+
 impl ReportEnvelope {
     /// Validates the tenant's `reply_to_admin_email` (sender, Reply-To) and `failed_import_email`
     /// (recipient).
@@ -69,20 +84,10 @@ impl ReportEnvelope {
         reply_to_admin_email: &str,
         failed_import_email: &str,
     ) -> Result<Self, AddressError> {
-        let parse = |field: &'static str, value: &str| {
-            value
-                .trim()
-                .parse::<lettre::Address>()
-                .map_err(|e| AddressError {
-                    field,
-                    value: value.to_owned(),
-                    reason: e.to_string(),
-                })
-        };
         Ok(ReportEnvelope {
             tenant: tenant.to_owned(),
-            from: parse("reply_to_admin_email", reply_to_admin_email)?,
-            to: parse("failed_import_email", failed_import_email)?,
+            from: parse_address("reply_to_admin_email", reply_to_admin_email)?,
+            to: parse_address("failed_import_email", failed_import_email)?,
         })
     }
 
