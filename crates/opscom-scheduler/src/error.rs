@@ -41,6 +41,19 @@ pub enum FolderError {
         /// The drop folder.
         drop_dir: PathBuf,
     },
+    /// One of the importer's folders for the client in the drop folder (`results`, `preview`,
+    /// `held`) is taken by something else than a real folder (a symlink or a file the client
+    /// made). It is never followed, replaced or removed; only the work that needs it stops.
+    #[error(
+        "{drop_dir}/{name} is not a real folder (a link or a file): delete `{name}` from your upload \
+         folder; the importer creates the folder `{name}` itself"
+    )]
+    NotAFolder {
+        /// The drop folder.
+        drop_dir: PathBuf,
+        /// The folder's name (`results`, `preview` or `held`).
+        name: &'static str,
+    },
     /// Every archive name for a file was taken (more than the bounded number of attempts).
     #[error("no free name in {drop_dir}/.bak for {name}")]
     ArchiveNamesExhausted {

@@ -1,16 +1,38 @@
-//! The drop-folder lifecycle: scan for ready files, claim one atomically, archive it into `.bak`.
+//! The drop-folder lifecycle: scan for ready files, claim one atomically, archive it into `.bak`;
+//! and the importer's other folders for the client (results, previews, held files).
 //!
 //! Every operation works relative to directory handles opened once in [`DropFolder::open`]; no
 //! path inside the drop folder is ever re-resolved and no symlink is ever followed there
-//! (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `O_DIRECTORY`). Layout of the work directory (private to
-//! the importer, on the drop folder's filesystem):
+//! (`O_NOFOLLOW`, `AT_SYMLINK_NOFOLLOW`, `O_DIRECTORY`, `renameat2(RENAME_NOREPLACE)`). Layout of
+//! the drop folder (the client's) as the importer uses it:
+//!
+//! ```text
+//! drop_dir/NAME.csv                    an upload: ready once settled (scan, claim)
+//! drop_dir/NAME.approve, NAME.discard  control files for a held file (Scan::signals, remove_signal)
+//! drop_dir/<anything else>             never imported: listed once settled (Scan::unimportable),
+//!                                      moved to .bak on request (set_aside)
+//! drop_dir/.bak/                       0750, the drop folder's group: archived and set-aside
+//!                                      entries, never overwritten (archive, set_aside, discard_held)
+//! drop_dir/results/                    2770: files written for the client (write_result)
+//! drop_dir/preview/                    2770: a drop folder of its own (preview), with its own .bak/
+//! drop_dir/held/                       0750: files waiting for the client's approval
+//!                                      (hold, held, release, discard_held)
+//! ```
+//!
+//! Hidden names, partial uploads (`*.filepart`, `*.part`, `*.tmp`, `~*`) and the importer's
+//! folders above are never listed. Layout of the work directory (private to the importer, on the
+//! drop folder's filesystem):
 //!
 //! ```text
 //! work_dir/lock                        the tenant lock (see TenantLock)
 //! work_dir/claimed/<claim-id>/<name>   a claimed file, out of the client's reach
 //! work_dir/<state file>                small state files: the pipeline's report markers, `bak-swept`,
 //!                                      `folders-checked` (read_state, write_state_atomic, remove_state)
+//! work_dir/preview/                    the work directory of the preview folder (same layout)
 //! ```
+//!
+//! The code is split by job: `aside` (unimportable entries and control files), `client` (the
+//! client's folders, results, the preview folder), `held` (held files), `retention` (`.bak`).
 
 use std::fs::File;
 use std::io::{self, Read, Write};
@@ -26,7 +48,13 @@ use rustix::io::Errno;
 use crate::error::FolderError;
 use crate::names::{self, NameClass};
 
+mod aside;
+mod client;
+mod held;
 mod retention;
+pub use aside::{Signal, SignalAction, Unimportable, UnimportableKind};
+pub use client::{ClientDir, HELD_DIR, PREVIEW_DIR, RESULTS_DIR};
+pub use held::HeldFile;
 pub use retention::BakSweep;
 
 const CLAIMED_DIR: &str = "claimed";
@@ -64,6 +92,10 @@ pub struct Candidate {
 }
 
 /// Why an entry of the drop folder was skipped and reported.
+///
+/// [`DropFolder::scan`] no longer gives `Symlink`, `Directory`, `Fifo`, `Socket` or `Device`:
+/// such entries are [`Unimportable`] (listed once settled). The variants stay for other callers
+/// that sort entries themselves.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 #[non_exhaustive]
 pub enum SkipReason {
@@ -126,10 +158,19 @@ pub struct Skipped {
 pub struct Scan {
     /// Files ready to be claimed, oldest first (mtime, then name).
     pub ready: Vec<Candidate>,
-    /// CSV files that changed less than `settle` ago (still being uploaded, perhaps).
+    /// Entries that changed less than `settle` ago (still being uploaded, perhaps): CSV files,
+    /// and entries that will be [`unimportable`](Self::unimportable) once settled. Another scan
+    /// is due `settle` later when it is not zero.
     pub settling: usize,
-    /// Entries skipped and to be reported (odd names, symlinks, non-regular files).
+    /// Entries skipped and to be reported: odd names (invalid UTF-8, control characters),
+    /// hard-linked CSV files, CSV files the importer may not read.
     pub skipped: Vec<Skipped>,
+    /// Settled entries that will never be imported (another name than `.csv`, or not a regular
+    /// file), by name; to be reported, and perhaps [set aside](DropFolder::set_aside).
+    pub unimportable: Vec<Unimportable>,
+    /// Control files (`NAME.approve`, `NAME.discard`) that are regular files, by name; listed
+    /// at once, without waiting for `settle` (their contents are never read).
+    pub signals: Vec<Signal>,
 }
 
 /// A file moved out of the drop folder into the private work directory.
@@ -430,11 +471,16 @@ impl DropFolder {
         Ok(Meta::from_stat(&st).mtime)
     }
 
-    /// Lists the drop folder: files ready to claim (oldest first), how many are still settling,
-    /// and the entries skipped. A file is ready when it is a regular file with a `.csv` name
-    /// (any case), not hidden, not a partial upload, and unchanged for `settle` (a modification
-    /// time in the future counts as the time of its last change on this server). Fails when
-    /// `.bak` is not a real directory: the tenant must stop.
+    /// Lists the drop folder: files ready to claim (oldest first), how many entries are still
+    /// settling, the entries skipped, the entries that will never be imported, and the control
+    /// files. A file is ready when it is a regular file with a `.csv` name (any case), not
+    /// hidden, not a partial upload, and unchanged for `settle` (a modification time in the
+    /// future counts as the time of its last change on this server). The same settling applies
+    /// to [`unimportable`](Scan::unimportable) entries, by their own `lstat` times (a folder's
+    /// own mtime). Ignored silently: hidden names (`.bak` among them), the importer's
+    /// sub-folders (`results`, `preview`, `held`, whatever they are), partial uploads
+    /// (`*.filepart`, `*.part`, `*.tmp`, `~*`). Fails when `.bak` is not a real directory: the
+    /// tenant must stop (a bad `results`, `preview` or `held` does not stop the scan).
     pub fn scan(&self, now: SystemTime, settle: Duration) -> Result<Scan, FolderError> {
         self.check_bak()?;
         let mut scan = Scan::default();
@@ -443,7 +489,8 @@ impl DropFolder {
         for entry in dir {
             let entry = entry.map_err(|e| self.io("cannot list", self.drop_path.clone(), e))?;
             let raw = entry.file_name().to_bytes();
-            let name = match names::classify(raw) {
+            let class = names::classify(raw);
+            let name = match &class {
                 NameClass::Ignored => continue,
                 NameClass::InvalidUtf8 => {
                     scan.skipped.push(Skipped {
@@ -459,25 +506,57 @@ impl DropFolder {
                     });
                     continue;
                 }
-                NameClass::Csv(name) => name,
+                NameClass::Csv(name) | NameClass::Other(name) => name.clone(),
+                NameClass::Signal { name, .. } => name.clone(),
             };
             let meta = match statat_meta(&self.drop, entry.file_name()) {
                 Ok(m) => m,
                 Err(Errno::NOENT) => continue, // gone meanwhile
                 Err(e) => return Err(self.io("cannot stat", self.drop_path.join(&name), e)),
             };
-            if let Some(reason) = meta.skip_reason() {
-                scan.skipped.push(Skipped { name, reason });
+            if let NameClass::Signal {
+                name,
+                target,
+                approve,
+            } = class
+                && meta.kind == FileType::RegularFile
+            {
+                scan.signals.push(Signal {
+                    name,
+                    target,
+                    action: if approve {
+                        SignalAction::Approve
+                    } else {
+                        SignalAction::Discard
+                    },
+                });
                 continue;
             }
-            let last_change = if meta.mtime > now {
-                meta.ctime.min(now)
+            let csv_file = names::has_csv_extension(&name) && meta.kind == FileType::RegularFile;
+            let unimportable = if csv_file {
+                if let Some(reason) = meta.skip_reason() {
+                    scan.skipped.push(Skipped { name, reason });
+                    continue;
+                }
+                None
             } else {
-                meta.mtime
+                match aside::kind_of(&name, &meta) {
+                    Some(kind) => Some(kind),
+                    None => {
+                        scan.skipped.push(Skipped {
+                            name,
+                            reason: SkipReason::NotRegular,
+                        });
+                        continue;
+                    }
+                }
             };
-            let age = now.duration_since(last_change).unwrap_or(Duration::ZERO);
-            if age < settle {
+            if !meta.settled(now, settle) {
                 scan.settling += 1;
+                continue;
+            }
+            if let Some(kind) = unimportable {
+                scan.unimportable.push(Unimportable { name, kind });
                 continue;
             }
             // Claiming a file the importer cannot read would hide it from the client and block
@@ -503,6 +582,8 @@ impl DropFolder {
         }
         scan.ready
             .sort_by(|a, b| a.mtime.cmp(&b.mtime).then_with(|| a.name.cmp(&b.name)));
+        scan.unimportable.sort_by(|a, b| a.name.cmp(&b.name));
+        scan.signals.sort_by(|a, b| a.name.cmp(&b.name));
         Ok(scan)
     }
 
@@ -943,6 +1024,7 @@ fn check_state_name(name: &str) -> Result<(), FolderError> {
         || name.contains(['/', '\0'])
         || name == CLAIMED_DIR
         || name == LOCK_FILE
+        || name == PREVIEW_DIR
         || name.len() > 200;
     if bad {
         Err(FolderError::InvalidStateName {
@@ -1031,6 +1113,17 @@ impl Meta {
             nlink: u64::from(st.st_nlink),
             gid: st.st_gid as u32,
         }
+    }
+
+    /// Unchanged for `settle` at `now` (a modification time in the future counts as the time
+    /// of its last change on this server: its `ctime`).
+    fn settled(&self, now: SystemTime, settle: Duration) -> bool {
+        let last_change = if self.mtime > now {
+            self.ctime.min(now)
+        } else {
+            self.mtime
+        };
+        now.duration_since(last_change).unwrap_or(Duration::ZERO) >= settle
     }
 
     fn matches(&self, c: &Candidate) -> bool {

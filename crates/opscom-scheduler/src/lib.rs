@@ -49,7 +49,9 @@ pub use clock::{Clock, ManualClock, SystemClock};
 pub use error::{FolderError, WatchError};
 #[cfg(feature = "folders")]
 pub use folder::{
-    BakSweep, Candidate, ClaimedFile, DropFolder, Scan, SkipReason, Skipped, TenantLock,
+    BakSweep, Candidate, ClaimedFile, ClientDir, DropFolder, HELD_DIR, HeldFile, PREVIEW_DIR,
+    RESULTS_DIR, Scan, Signal, SignalAction, SkipReason, Skipped, TenantLock, Unimportable,
+    UnimportableKind,
 };
 #[cfg(feature = "folders")]
 pub use names::{escape_name, has_csv_extension, is_partial};

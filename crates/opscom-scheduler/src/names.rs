@@ -2,10 +2,14 @@
 
 use std::time::SystemTime;
 
+/// The importer's sub-folders of a drop folder: never an upload, never listed by a scan.
+pub(crate) const RESERVED_NAMES: [&str; 4] = [".bak", "results", "preview", "held"];
+
 /// What a name in the drop folder is, before its file type is looked at.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub(crate) enum NameClass {
-    /// Ignored silently: `.`/`..`, hidden names (`.bak` included), partial uploads, non-CSV names.
+    /// Ignored silently: `.`/`..`, hidden names (`.bak` included), the importer's sub-folders
+    /// (`results`, `preview`, `held`), partial uploads.
     Ignored,
     /// Skipped and reported: not valid UTF-8.
     InvalidUtf8,
@@ -13,6 +17,17 @@ pub(crate) enum NameClass {
     ControlCharacter,
     /// A CSV name; its type and age decide the rest.
     Csv(String),
+    /// A control file `NAME.approve` / `NAME.discard` (any case of the suffix).
+    Signal {
+        /// The control file's name.
+        name: String,
+        /// NAME.
+        target: String,
+        /// Approve (`true`) or discard (`false`).
+        approve: bool,
+    },
+    /// Any other name: never imported; its type and age decide whether it is listed.
+    Other(String),
 }
 
 /// Classifies a raw directory-entry name.
@@ -26,10 +41,76 @@ pub(crate) fn classify(raw: &[u8]) -> NameClass {
     if name.chars().any(char::is_control) {
         return NameClass::ControlCharacter;
     }
-    if is_partial(name) || !has_csv_extension(name) {
+    if is_partial(name) || RESERVED_NAMES.contains(&name) {
         return NameClass::Ignored;
     }
-    NameClass::Csv(name.to_owned())
+    if let Some((target, approve)) = signal_target(name) {
+        return NameClass::Signal {
+            name: name.to_owned(),
+            target: target.to_owned(),
+            approve,
+        };
+    }
+    if has_csv_extension(name) {
+        NameClass::Csv(name.to_owned())
+    } else {
+        NameClass::Other(name.to_owned())
+    }
+}
+
+/// `NAME.approve` → `(NAME, true)`, `NAME.discard` → `(NAME, false)`, any case of the suffix,
+/// NAME not empty.
+fn signal_target(name: &str) -> Option<(&str, bool)> {
+    for (suffix, approve) in [(".approve", true), (".discard", false)] {
+        if name.len() > suffix.len()
+            && name.is_char_boundary(name.len() - suffix.len())
+            && name[name.len() - suffix.len()..].eq_ignore_ascii_case(suffix)
+        {
+            return Some((&name[..name.len() - suffix.len()], approve));
+        }
+    }
+    None
+}
+
+/// What a regular file with a name that is not `.csv` is, by its extension (any case).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum OtherName {
+    /// `.xlsx`, `.xls`, `.xlsm`, `.ods`.
+    Spreadsheet,
+    /// `.txt`, `.tsv`.
+    Text,
+    /// Anything else.
+    Other,
+}
+
+/// Sorts a name that is not `.csv` by its extension.
+pub(crate) fn other_name(name: &str) -> OtherName {
+    let ext = extension(name).map(str::to_ascii_lowercase);
+    match ext.as_deref() {
+        Some("xlsx" | "xls" | "xlsm" | "ods") => OtherName::Spreadsheet,
+        Some("txt" | "tsv") => OtherName::Text,
+        _ => OtherName::Other,
+    }
+}
+
+/// A name's extension (after its last dot, without it): 1 to 16 bytes, letters and digits only,
+/// with something before the dot. `None` for `README`, `.profile`, `a.b c`.
+fn extension(name: &str) -> Option<&str> {
+    let dot = name.rfind('.')?;
+    let ext = &name[dot + 1..];
+    let ok =
+        dot > 0 && (1..=16).contains(&ext.len()) && ext.bytes().all(|b| b.is_ascii_alphanumeric());
+    ok.then_some(ext)
+}
+
+/// Whether a name may be created by the importer in one of its folders: one plain path
+/// component, valid for a file name, not hidden, no control character, at most 255 bytes.
+pub(crate) fn is_plain_name(name: &str) -> bool {
+    !name.is_empty()
+        && !name.starts_with('.')
+        && !name.contains(['/', '\0'])
+        && !name.chars().any(char::is_control)
+        && name.len() <= NAME_MAX
 }
 
 /// Whether a name ends in `.csv`, any case, with something before it.
@@ -66,22 +147,31 @@ pub fn escape_name(raw: &[u8]) -> String {
     out
 }
 
-/// The archive name to try at `attempt` (0: the file's own name; 1: `NAME.YYYYMMDDTHHMMSSZ.csv`;
-/// n ≥ 2: `NAME.YYYYMMDDTHHMMSSZ-n.csv`), NAME being the original name without `.csv`.
+/// The archive name to try at `attempt` (0: the file's own name; 1: `NAME.YYYYMMDDTHHMMSSZ.ext`;
+/// n ≥ 2: `NAME.YYYYMMDDTHHMMSSZ-n.ext`), NAME being the original name without its extension:
+/// `.csv` (any case, written `.csv`), or another extension of letters and digits as written
+/// (`roster.xlsx` → `roster.YYYYMMDDTHHMMSSZ.xlsx`); a name without one gets the stamp at its
+/// end (`README` → `README.YYYYMMDDTHHMMSSZ`).
 pub(crate) fn archive_name(original: &str, now: SystemTime, attempt: u32) -> String {
     if attempt == 0 {
         return original.to_owned();
     }
-    let stem = if has_csv_extension(original) {
-        &original[..original.len() - 4]
+    let (stem, ext) = if has_csv_extension(original) {
+        (&original[..original.len() - 4], ".csv".to_owned())
     } else {
-        original
+        match extension(original) {
+            Some(ext) => (
+                &original[..original.len() - ext.len() - 1],
+                format!(".{ext}"),
+            ),
+            None => (original, String::new()),
+        }
     };
     let stamp = utc_stamp(now);
     let suffix = if attempt == 1 {
-        format!(".{stamp}.csv")
+        format!(".{stamp}{ext}")
     } else {
-        format!(".{stamp}-{attempt}.csv")
+        format!(".{stamp}-{attempt}{ext}")
     };
     // A name is at most 255 bytes: a long stem is shortened (at a character boundary) so that
     // the archive name always fits, rather than failing the archive for good.
@@ -126,10 +216,11 @@ mod tests {
             b"users.csv.part",
             b"users.csv.TMP",
             b"~users.csv",
-            b"users.txt",
-            b"users.xlsx",
             b".csv",
-            b"users.csv.bak",
+            b"results",
+            b"preview",
+            b"held",
+            b".approve",
         ] {
             assert_eq!(
                 classify(ignored),
@@ -141,6 +232,73 @@ mod tests {
         assert_eq!(classify(b"a\nb.csv"), NameClass::ControlCharacter);
         assert_eq!(classify(b"a\x1bb.csv"), NameClass::ControlCharacter);
         assert_eq!(classify(b"caf\xe9.csv"), NameClass::InvalidUtf8);
+        for other in [
+            "users.txt",
+            "users.xlsx",
+            "users.csv.bak",
+            "Results",
+            "README",
+        ] {
+            assert_eq!(classify(other.as_bytes()), NameClass::Other(other.into()));
+        }
+        assert_eq!(
+            classify(b"roster.csv.APPROVE"),
+            NameClass::Signal {
+                name: "roster.csv.APPROVE".into(),
+                target: "roster.csv".into(),
+                approve: true
+            }
+        );
+        assert_eq!(
+            classify(b"roster.csv.discard"),
+            NameClass::Signal {
+                name: "roster.csv.discard".into(),
+                target: "roster.csv".into(),
+                approve: false
+            }
+        );
+        assert_eq!(classify(b"~roster.csv.approve"), NameClass::Ignored);
+        assert_eq!(classify(b"roster.csv.approve.part"), NameClass::Ignored);
+    }
+
+    #[test]
+    fn other_names_are_sorted_by_extension() {
+        for s in ["a.xlsx", "a.XLS", "a.xlsm", "a.Ods"] {
+            assert_eq!(other_name(s), OtherName::Spreadsheet, "{s}");
+        }
+        for s in ["a.txt", "a.TSV"] {
+            assert_eq!(other_name(s), OtherName::Text, "{s}");
+        }
+        for s in ["a.pdf", "README", "xlsx", "a.csv.bak", "a. txt"] {
+            assert_eq!(other_name(s), OtherName::Other, "{s}");
+        }
+    }
+
+    #[test]
+    fn archive_names_keep_other_extensions() {
+        let t = UNIX_EPOCH + Duration::from_secs(1_796_379_300); // 2026-12-04T10:15:00Z
+        assert_eq!(
+            archive_name("roster.xlsx", t, 1),
+            "roster.20261204T101500Z.xlsx"
+        );
+        assert_eq!(
+            archive_name("roster-summary.txt", t, 2),
+            "roster-summary.20261204T101500Z-2.txt"
+        );
+        assert_eq!(archive_name("README", t, 1), "README.20261204T101500Z");
+        assert_eq!(archive_name("a b.c d", t, 1), "a b.c d.20261204T101500Z");
+        let long = format!("{}.xlsx", "é".repeat(124));
+        let name = archive_name(&long, t, 12);
+        assert!(name.len() <= 255 && name.ends_with("Z-12.xlsx"), "{name}");
+    }
+
+    #[test]
+    fn plain_names() {
+        assert!(is_plain_name("roster-summary.txt"));
+        for bad in ["", ".x", "a/b", "a\nb", "a\0b"] {
+            assert!(!is_plain_name(bad), "{bad:?}");
+        }
+        assert!(!is_plain_name(&"a".repeat(256)));
     }
 
     #[test]

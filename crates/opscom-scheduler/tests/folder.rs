@@ -9,7 +9,9 @@ use std::path::{Path, PathBuf};
 use std::sync::{Arc, Barrier};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
-use opscom_scheduler::{DropFolder, FolderError, SkipReason, TenantLock};
+use opscom_scheduler::{
+    DropFolder, FolderError, SkipReason, TenantLock, Unimportable, UnimportableKind,
+};
 
 const SETTLE: Duration = Duration::from_secs(10);
 
@@ -98,7 +100,7 @@ fn a_future_mtime_counts_as_changed_now_and_still_settles() {
 }
 
 #[test]
-fn partial_hidden_and_other_names_are_ignored_silently() {
+fn partial_and_hidden_names_are_ignored_silently() {
     let e = env();
     for n in [
         "users.csv.filepart",
@@ -106,16 +108,51 @@ fn partial_hidden_and_other_names_are_ignored_silently() {
         "users.csv.tmp",
         "users.CSV.PART",
         "~users.csv",
+        "~x",
         ".users.csv",
-        "users.txt",
-        "users.xlsx",
-        "users.csv.bak",
+        ".users.xlsx",
+        "users.xlsx.filepart",
+        "users.csv.approve.part",
     ] {
         put(&e.drop, n, b"x", ago(60));
     }
     fs::create_dir(e.drop.join(".bak")).expect("mkdir");
+    for sub in ["results", "preview", "held"] {
+        fs::create_dir(e.drop.join(sub)).expect("mkdir");
+    }
     let scan = e.folder.scan(SystemTime::now(), SETTLE).expect("scan");
     assert_eq!(scan, opscom_scheduler::Scan::default());
+}
+
+#[test]
+fn other_names_are_listed_as_unimportable_once_settled() {
+    let e = env();
+    for n in [
+        "users.txt",
+        "users.xlsx",
+        "Users.ODS",
+        "users.csv.bak",
+        "notes",
+    ] {
+        put(&e.drop, n, b"x", ago(60));
+    }
+    let scan = e.folder.scan(SystemTime::now(), SETTLE).expect("scan");
+    assert!(scan.ready.is_empty() && scan.skipped.is_empty() && scan.signals.is_empty());
+    let got: Vec<(&str, UnimportableKind)> = scan
+        .unimportable
+        .iter()
+        .map(|u| (u.name.as_str(), u.kind))
+        .collect();
+    assert_eq!(
+        got,
+        [
+            ("Users.ODS", UnimportableKind::Spreadsheet),
+            ("notes", UnimportableKind::OtherName),
+            ("users.csv.bak", UnimportableKind::OtherName),
+            ("users.txt", UnimportableKind::Text),
+            ("users.xlsx", UnimportableKind::Spreadsheet),
+        ]
+    );
 }
 
 #[test]
@@ -127,9 +164,14 @@ fn a_symlink_named_csv_is_reported_and_never_followed() {
         .scan(SystemTime::now(), Duration::ZERO)
         .expect("scan");
     assert!(scan.ready.is_empty());
-    assert_eq!(scan.skipped.len(), 1);
-    assert_eq!(scan.skipped[0].name, "x.csv");
-    assert_eq!(scan.skipped[0].reason, SkipReason::Symlink);
+    assert!(scan.skipped.is_empty());
+    assert_eq!(
+        scan.unimportable,
+        [Unimportable {
+            name: "x.csv".into(),
+            kind: UnimportableKind::Symlink
+        }]
+    );
     // Even a forged candidate is refused: nothing is moved, /etc/passwd is untouched.
     let meta = fs::metadata("/etc/passwd").expect("passwd");
     let forged = opscom_scheduler::Candidate {
@@ -148,7 +190,7 @@ fn a_symlink_named_csv_is_reported_and_never_followed() {
 }
 
 #[test]
-fn fifos_sockets_directories_and_hard_links_are_reported() {
+fn fifos_sockets_directories_are_unimportable_and_hard_links_skipped() {
     let e = env();
     rustix::fs::mknodat(
         rustix::fs::CWD,
@@ -167,19 +209,24 @@ fn fifos_sockets_directories_and_hard_links_are_reported() {
         .scan(SystemTime::now(), Duration::ZERO)
         .expect("scan");
     assert!(scan.ready.is_empty());
-    let mut got: Vec<(String, SkipReason)> = scan
+    let got: Vec<(String, SkipReason)> = scan
         .skipped
         .into_iter()
         .map(|s| (s.name, s.reason))
         .collect();
-    got.sort_by(|a, b| a.0.cmp(&b.0));
+    assert_eq!(got, [("linked.csv".to_owned(), SkipReason::HardLinked)]);
+    let got: Vec<(String, UnimportableKind)> = scan
+        .unimportable
+        .into_iter()
+        .map(|u| (u.name, u.kind))
+        .collect();
     assert_eq!(
         got,
         [
-            ("folder.csv".to_owned(), SkipReason::Directory),
-            ("linked.csv".to_owned(), SkipReason::HardLinked),
-            ("pipe.csv".to_owned(), SkipReason::Fifo),
-            ("sock.csv".to_owned(), SkipReason::Socket),
+            ("folder.csv".to_owned(), UnimportableKind::Directory),
+            ("other.txt".to_owned(), UnimportableKind::Text),
+            ("pipe.csv".to_owned(), UnimportableKind::Fifo),
+            ("sock.csv".to_owned(), UnimportableKind::Socket),
         ]
     );
 }
