@@ -6,7 +6,12 @@
 //! - [`DropFolder`]: scan a tenant's drop folder for ready files, [`claim`](DropFolder::claim)
 //!   one atomically out of the client's reach, [`archive`](DropFolder::archive) it into `.bak`,
 //!   and keep the pipeline's small state files; all relative to directory handles, never
-//!   following a symlink. Linux only (`renameat2`).
+//!   following a symlink. Linux only (`renameat2`). Beyond uploads: entries never imported
+//!   ([`Scan::unimportable`], [`set_aside`](DropFolder::set_aside)), control files
+//!   ([`Scan::signals`]), files for the client in `results/`
+//!   ([`write_result`](DropFolder::write_result)), files waiting for approval in `held/`
+//!   ([`hold`](DropFolder::hold), [`release`](DropFolder::release)) and the `preview/` folder
+//!   as a drop folder of its own ([`preview`](DropFolder::preview)).
 //! - [`TenantLock`]: one process per tenant at a time.
 //! - [`run`]: passes at start, every interval and after file-system events
 //!   ([`FolderWatcher`]), never overlapping per tenant, stopped by an injected shutdown future.
