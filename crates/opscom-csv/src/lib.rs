@@ -43,6 +43,7 @@
 
 mod cells;
 mod error;
+mod fix;
 pub mod formula;
 mod header;
 mod reader;
@@ -50,7 +51,10 @@ mod sniff;
 mod validate;
 
 pub use cells::Cells;
-pub use error::{ErrorKind, ErrorSummary, FileError, Rejection, RejectionKind, SAVE_AS_CSV_UTF8};
+pub use error::{
+    ErrorKind, ErrorSummary, FileError, Rejection, RejectionKind, SAVE_AS_CSV_UTF8, UnknownHeader,
+};
+pub use fix::{MAX_HEADER_BYTES, fixed_header_copy};
 pub use header::{Column, HeaderMap};
 pub use reader::{ColumnKeys, ImportFile, InvalidRow, ReadOptions, RowOutcome, ValidRow};
 pub use sniff::Encoding;
