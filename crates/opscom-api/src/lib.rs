@@ -79,6 +79,14 @@
 //! parsed: a bug in the caller). The `User-Agent` is [`TransportConfig::user_agent`], by default
 //! [`DEFAULT_USER_AGENT`].
 //!
+//! # Explaining a refusal to the client
+//!
+//! [`explain_refusal`] turns a [`PushOutcome::RowRejected`]'s [`ApiError`] into one sentence the
+//! client can act on, quoting the refused value of the [`UserRecord`] (cut to
+//! [`MAX_QUOTED_CHARS`]) and the accepted values where the API's documentation lists them
+//! (`OPSCOM does not know the login source "CAMPUS-SSO" (error 9015). Use OPSCOM (the default)
+//! or …`). A code it does not explain keeps the API's own message.
+//!
 //! Other crates' tests stand in for the API with `opscom_testkit::RecordingApi`; this crate's
 //! own unit tests use a mockall mock of [`PushApi`].
 
@@ -87,6 +95,7 @@
 pub mod classify;
 mod client;
 mod config;
+mod explain;
 mod model;
 
 pub use classify::{MAX_ANSWER_BYTES, MAX_MESSAGE_CHARS, PARSE_ERROR_CODE, TOKEN_ERROR_CODES};
@@ -94,6 +103,7 @@ pub use client::{HttpPushClient, HttpTransport};
 pub use config::{
     BuildError, ClientConfig, DEFAULT_USER_AGENT, PUSH_PATH, RequestObserver, TransportConfig,
 };
+pub use explain::{MAX_QUOTED_CHARS, explain_refusal};
 pub use model::{
     ApiError, AttributeKey, PushOutcome, TransientCause, UnreachableError, UserRecord,
 };

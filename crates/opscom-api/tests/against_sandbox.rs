@@ -213,3 +213,47 @@ async fn a_stopped_api_is_unreachable() {
         other => panic!("expected unreachable, got {other:?}"),
     }
 }
+
+#[tokio::test]
+async fn a_refusal_is_explained_with_the_refused_value_and_never_the_token() {
+    let sandbox = spawn(SandboxConfig::default().login_sources(["OPSCOM", "SAML_U"]))
+        .await
+        .expect("sandbox");
+    let client = client(&sandbox);
+    let explain = async |user: UserRecord| match client.push_user(&user).await {
+        PushOutcome::RowRejected(error) => opscom_api::explain_refusal(&error, &user),
+        other => panic!("expected a row rejection, got {other:?}"),
+    };
+    let mut sso = user("u1", "a@x.org");
+    sso.attributes[1].1 = "CAMPUS-SSO".into();
+    let text = explain(sso).await;
+    assert!(
+        text.starts_with(r#"OPSCOM does not know the login source "CAMPUS-SSO" (error 9015)."#),
+        "{text}"
+    );
+    let mut long_city = user("u2", "b@x.org");
+    long_city.attributes.push(("city".into(), "x".repeat(51)));
+    let text = explain(long_city).await;
+    assert!(
+        text.starts_with("The city column's value \"xxx")
+            && text.contains(
+                "(51 characters) is longer than the 50 characters OPSCOM allows (error 9030)"
+            ),
+        "{text}"
+    );
+    let mut state = user("u3", "c@x.org");
+    state.attributes.push(("state".into(), "M1".into()));
+    let text = explain(state).await;
+    assert!(
+        text.starts_with(r#"The province/state column's value "M1" is not valid for OPSCOM (error 9033). Expected: 2-letter"#),
+        "{text}"
+    );
+    let mut user_type = user("u4", "d@x.org");
+    user_type.attributes[3].1 = "99".into();
+    let text = explain(user_type).await;
+    assert!(
+        text.contains(r#"The user_type_id column's value "99""#),
+        "{text}"
+    );
+    assert!(!text.contains(DEFAULT_TOKEN), "{text}");
+}

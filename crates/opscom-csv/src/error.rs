@@ -56,7 +56,11 @@ impl RejectionKind {
 }
 
 /// A file rejected whole: where, why (plain words), and what the client should do.
+///
+/// Built with [`Rejection::new`] (and [`Rejection::with_headers`]); `#[non_exhaustive]` so that
+/// a field added later breaks no caller.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
 pub struct Rejection {
     /// The category, for grouping and advice.
     pub kind: RejectionKind,
@@ -66,10 +70,36 @@ pub struct Rejection {
     pub reason: String,
     /// What to do about it.
     pub fix: String,
+    /// Every header cell that is not a possible name, with the closest accepted names: filled
+    /// when the header has unknown names (whatever [`Rejection::kind`] is, as the kind is the
+    /// header's first problem), empty for every other rejection. Unlike
+    /// [`Rejection::reason`], which lists at most 10 problems, this lists them all.
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub headers: Vec<UnknownHeader>,
+}
+
+/// A header cell that is not a possible name (the exact-match rule), with what it could be.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+#[non_exhaustive]
+pub struct UnknownHeader {
+    /// The column, 0-based (the e-mail says "column `column + 1`").
+    pub column: usize,
+    /// The header as written, trimmed of surrounding spaces (and of a byte-order mark).
+    pub given: String,
+    /// Up to 3 accepted names closest to `given`, best first (an [`UnknownHeader::exact_fix`]
+    /// is always first); empty when no accepted name is close.
+    pub closest: Vec<&'static str>,
+    /// The accepted name `given` is a mere respelling of: `Some` only when `given` equals exactly
+    /// one accepted name once case, spaces, dashes and underscores are ignored (`First Name`,
+    /// `FIRST-NAME`, `firstname` → `first_name`), and renaming the column so would not make it a
+    /// duplicate of another column nor a second name of another column's attribute. When every
+    /// unknown header has one, [`crate::fixed_header_copy`] can write the corrected file.
+    pub exact_fix: Option<&'static str>,
 }
 
 impl Rejection {
-    pub(crate) fn new(
+    /// A rejection without [`Rejection::headers`].
+    pub fn new(
         kind: RejectionKind,
         line: Option<u64>,
         reason: impl Into<String>,
@@ -80,7 +110,26 @@ impl Rejection {
             line,
             reason: reason.into(),
             fix: fix.into(),
+            headers: Vec::new(),
         }
+    }
+
+    /// Sets [`Rejection::headers`].
+    pub fn with_headers(mut self, headers: Vec<UnknownHeader>) -> Self {
+        self.headers = headers;
+        self
+    }
+
+    /// The unknown headers when every one of them has an [`UnknownHeader::exact_fix`] (the file
+    /// could be corrected by renaming them, see [`crate::fixed_header_copy`]); `None` when there
+    /// is no unknown header or one has no exact fix.
+    ///
+    /// `Some` does not promise that the renamed header is accepted: another problem of the
+    /// header (a required column missing) may remain; [`crate::fixed_header_copy`] checks that
+    /// and writes nothing then.
+    pub fn header_fixes(&self) -> Option<&[UnknownHeader]> {
+        (!self.headers.is_empty() && self.headers.iter().all(|h| h.exact_fix.is_some()))
+            .then_some(self.headers.as_slice())
     }
 }
 

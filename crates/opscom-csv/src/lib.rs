@@ -36,6 +36,12 @@
 //! # Ok::<(), opscom_csv::FileError>(())
 //! ```
 //!
+//! A file rejected for headers that are not possible names lists each of them in
+//! [`Rejection::headers`] ([`UnknownHeader`]: the closest accepted names, and the exact fix when
+//! the header is a mere respelling such as `First Name`); when every one has an exact fix
+//! ([`Rejection::header_fixes`]), [`fixed_header_copy`] streams a copy of the file with only those
+//! header cells renamed.
+//!
 //! One value of one attribute is checked with [`validate_value`]; `examples/validate_in_memory.rs`
 //! is a runnable version of the above (`cargo run -p opscom-csv --example validate_in_memory`).
 
@@ -43,6 +49,7 @@
 
 mod cells;
 mod error;
+mod fix;
 pub mod formula;
 mod header;
 mod reader;
@@ -50,7 +57,10 @@ mod sniff;
 mod validate;
 
 pub use cells::Cells;
-pub use error::{ErrorKind, ErrorSummary, FileError, Rejection, RejectionKind, SAVE_AS_CSV_UTF8};
+pub use error::{
+    ErrorKind, ErrorSummary, FileError, Rejection, RejectionKind, SAVE_AS_CSV_UTF8, UnknownHeader,
+};
+pub use fix::{MAX_HEADER_BYTES, fixed_header_copy};
 pub use header::{Column, HeaderMap};
 pub use reader::{ColumnKeys, ImportFile, InvalidRow, ReadOptions, RowOutcome, ValidRow};
 pub use sniff::Encoding;

@@ -345,8 +345,8 @@ fn files_rejected_whole() {
         ("stray_quote_runaway.csv", &small, RejectionKind::UnterminatedQuote, Some(3), &["Unterminated quote starting at line 3"]),
         ("stray_quote_eof.csv", &ReadOptions::default(), RejectionKind::UnterminatedQuote, Some(3), &["Unterminated quote starting at line 3"]),
         ("unknown_header.csv", &ReadOptions::default(), RejectionKind::UnknownHeader, Some(1), &[
-            "`Email` is not a column name; did you mean `email`?",
-            "`First Name` is not a column name; did you mean `first_name`?",
+            "Column 3: `Email` is not a column name; did you mean `email`?",
+            "Column 4: `First Name` is not a column name; did you mean `first_name`?",
         ]),
         ("province_and_state.csv", &ReadOptions::default(), RejectionKind::AmbiguousHeader, Some(1), &["`province` (column 3) and `state` (column 4)"]),
         ("duplicate_header.csv", &ReadOptions::default(), RejectionKind::DuplicateHeader, Some(1), &["`email` appears twice"]),
@@ -476,4 +476,64 @@ fn mapped_columns_after_many_unnamed_ones_are_all_sent() {
         ),
         other => panic!("{other:?}"),
     }
+}
+
+#[test]
+fn unknown_headers_with_exact_fixes_give_a_corrected_copy() {
+    let got = read("unknown_header.csv", &ReadOptions::default());
+    let err = got.error.expect("rejected");
+    let rejection = err.rejection().expect("a content rejection");
+    let fixes = rejection
+        .header_fixes()
+        .expect("`Email` and `First Name` have exact fixes");
+    let given: Vec<(usize, &str, Option<&str>)> = fixes
+        .iter()
+        .map(|h| (h.column, h.given.as_str(), h.exact_fix))
+        .collect();
+    assert_eq!(
+        given,
+        [
+            (2, "Email", Some("email")),
+            (3, "First Name", Some("first_name"))
+        ]
+    );
+    let original = std::fs::read(path("unknown_header.csv")).unwrap();
+    let mut copy = Vec::new();
+    opscom_csv::fixed_header_copy(
+        File::open(path("unknown_header.csv")).unwrap(),
+        &mut copy,
+        fixes,
+    )
+    .unwrap();
+    let header_end = |b: &[u8]| b.iter().position(|&c| c == b'\n').unwrap() + 1;
+    assert_eq!(
+        &copy[..header_end(&copy)],
+        b"unique_id,login_source,email,first_name\n"
+    );
+    assert_eq!(
+        &copy[header_end(&copy)..],
+        &original[header_end(&original)..],
+        "every byte after the header line is the upload's"
+    );
+    let file = ImportFile::open(
+        std::io::Cursor::new(copy),
+        "fixed.csv",
+        &ReadOptions::default(),
+    )
+    .unwrap();
+    let rows: Vec<Vec<(&'static str, String)>> = file
+        .map(|row| match row.unwrap() {
+            RowOutcome::Valid(row) => row.fields().map(|(k, v)| (k, v.to_owned())).collect(),
+            RowOutcome::Invalid(row) => panic!("{}", row.reason()),
+        })
+        .collect();
+    assert_eq!(
+        rows,
+        [vec![
+            ("unique_id", "1".to_owned()),
+            ("login_source", "OPSCOM".to_owned()),
+            ("email", "a@b.cd".to_owned()),
+            ("first_name", "Ann".to_owned()),
+        ]]
+    );
 }

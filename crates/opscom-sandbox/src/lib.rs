@@ -2,7 +2,8 @@
 //!
 //! It speaks the contract of `docs/opscom-push-api.md`: `POST /api/OC_TOMA/v1/profiles/push`
 //! (token check 9001/9002, required fields 9013/9014, login sources 9015, limits 9030/9033 from the
-//! `opscom-schema` table, unique e-mail 9019 and user name 9020, upsert by `unique_id`) and
+//! `opscom-schema` table, their message naming the field as the request did and, for 9030, its
+//! limit — `Field is longer than its maximum length: city (50)`, inferred —, unique e-mail 9019 and user name 9020, upsert by `unique_id`) and
 //! `POST /api/OC_TOMA/v1/profiles/types/list`. Faults (latency, 503s, 429 past a rate, outage)
 //! are set at start and changeable at run time. Read-only views for tests:
 //!

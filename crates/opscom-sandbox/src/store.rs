@@ -246,12 +246,12 @@ impl Store {
         };
         let token = token_check(config, &parsed.object, false);
         let result = match token {
-            TokenCheck::Missing => Err(9001),
-            TokenCheck::NoPermission | TokenCheck::NotChecked => Err(9002),
+            TokenCheck::Missing => Err(9001.into()),
+            TokenCheck::NoPermission | TokenCheck::NotChecked => Err(9002.into()),
             TokenCheck::Valid => self.check_and_store(config, &parsed),
         };
         let reply = match result {
-            Err(code) => error(config, code),
+            Err(refused) => refusal(config, refused),
             Ok(created) => Reply {
                 status: 200,
                 body: json!({"status": "success"}),
@@ -266,34 +266,47 @@ impl Store {
         (reply, token, Some(parsed))
     }
 
-    /// Validates a push with a valid token and stores it: `Ok(true)` when created, `Err(code)` on a refusal.
-    fn check_and_store(&mut self, config: &SandboxConfig, parsed: &Parsed) -> Result<bool, i64> {
+    /// Validates a push with a valid token and stores it: `Ok(true)` when created, `Err` on a refusal.
+    fn check_and_store(
+        &mut self,
+        config: &SandboxConfig,
+        parsed: &Parsed,
+    ) -> Result<bool, Refusal> {
         // Every value but the token must be a string.
         if parsed
             .object
             .iter()
             .any(|(key, value)| key != "apiToken" && !value.is_string())
         {
-            return Err(9003);
+            return Err(9003.into());
         }
-        let unique_id = parsed.unique_id.clone().ok_or(9013)?;
-        let login_source = parsed.attributes.get("login_source").ok_or(9014)?;
+        let unique_id = parsed.unique_id.clone().ok_or(Refusal::code(9013))?;
+        let login_source = (parsed.attributes.get("login_source")).ok_or(Refusal::code(9014))?;
         if !config.login_sources.iter().any(|s| s == login_source) {
-            return Err(9015);
+            return Err(9015.into());
         }
         let mut canonical = BTreeMap::new();
         for (key, value) in &parsed.attributes {
             let Some(attribute) = opscom_schema::lookup(key) else {
                 continue; // unknown fields are ignored, as an upsert API usually does
             };
-            check_limit(config, attribute.key, attribute.limit, value)?;
+            check_limit(config, attribute.key, attribute.limit, value).map_err(|code| Refusal {
+                code,
+                // As the request named it (`state`, not `province`).
+                field: (attribute.possible_names.iter().copied())
+                    .find(|n| n == key)
+                    .or(Some(attribute.key)),
+                max: (code == 9030)
+                    .then(|| attribute.limit.max_chars())
+                    .flatten(),
+            })?;
             canonical.insert(attribute.key.to_owned(), value.clone());
         }
         let existing = self.by_id.get(&unique_id).copied();
         if existing.is_none() && config.require_names_on_create {
             for (key, code) in [("email", 9016), ("first_name", 9017), ("last_name", 9018)] {
                 if !canonical.contains_key(key) {
-                    return Err(code);
+                    return Err(code.into());
                 }
             }
         }
@@ -304,10 +317,10 @@ impl Store {
                 .is_some_and(|&owner| Some(owner) != existing)
         };
         if taken(&self.emails, "email") {
-            return Err(9019);
+            return Err(9019.into());
         }
         if taken(&self.user_names, "user_name") {
-            return Err(9020);
+            return Err(9020.into());
         }
         let index = match existing {
             Some(index) => {
@@ -380,10 +393,51 @@ fn token_check(
 }
 
 fn error(config: &SandboxConfig, code: i64) -> Reply {
+    refusal(config, Refusal::code(code))
+}
+
+/// A refused push: the code and, for the field errors (9030, 9033), the field (by its JSON key)
+/// and its limit.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+struct Refusal {
+    code: i64,
+    field: Option<&'static str>,
+    max: Option<usize>,
+}
+
+impl Refusal {
+    fn code(code: i64) -> Self {
+        Refusal {
+            code,
+            field: None,
+            max: None,
+        }
+    }
+
+    /// The `ErrorMessage`: [`error_message`], followed for a field error by the field (as the
+    /// request named it) and its limit. Naming the field is **inferred** (see
+    /// `docs/opscom-push-api.md`, error codes).
+    fn message(&self) -> String {
+        let base = error_message(self.code);
+        match (self.field, self.max) {
+            (Some(field), Some(max)) => format!("{base}: {field} ({max})"),
+            (Some(field), None) => format!("{base}: {field}"),
+            _ => base.to_owned(),
+        }
+    }
+}
+
+impl From<i64> for Refusal {
+    fn from(code: i64) -> Self {
+        Refusal::code(code)
+    }
+}
+
+fn refusal(config: &SandboxConfig, refusal: Refusal) -> Reply {
     Reply {
         status: config.error_status.code(),
-        body: json!({"ErrorCode": code, "ErrorMessage": error_message(code)}),
-        error_code: Some(code),
+        body: json!({"ErrorCode": refusal.code, "ErrorMessage": refusal.message()}),
+        error_code: Some(refusal.code),
         outcome: RequestOutcome::Rejected,
     }
 }
@@ -582,6 +636,14 @@ mod tests {
                 "{key}={value}"
             );
         }
+        // The message names the field as the request named it, and a length's limit.
+        let reply = store.push(&config, &body(&[("unique_id", "u1"), ("state", "MAS")]));
+        assert_eq!(
+            reply.body["ErrorMessage"],
+            "Field is longer than its maximum length: state (2)"
+        );
+        let reply = store.push(&config, &body(&[("unique_id", "u1"), ("email", "nope")]));
+        assert_eq!(reply.body["ErrorMessage"], "Field value is invalid: email");
         // 50 characters (not bytes) is within the limit.
         let accents = "é".repeat(50);
         let ok = store.push(
