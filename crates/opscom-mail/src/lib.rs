@@ -39,6 +39,8 @@
 //!     rows_failed: 1,
 //!     summary,
 //!     failure_csv: Some(FailureCsv::Bytes(csv.finish()?)),
+//!     rows_unchanged: 0,
+//!     after_delay: false,
 //! });
 //! let envelope = ReportEnvelope::new("acme", "parking@acme.edu", "it@acme.edu")?;
 //! let options = ComposeOptions::at(jiff::Timestamp::now());
@@ -63,6 +65,8 @@
 mod alert;
 mod atomic;
 mod attachment;
+mod dkim;
+mod encoding;
 mod failure_csv;
 mod mailer;
 mod outbox;
@@ -70,16 +74,19 @@ mod report;
 mod smtp;
 mod spool;
 mod summary;
+mod text;
 
 pub use alert::{AlertChange, OperatorAlert, OperatorEnvelope, compose_alert};
 pub use attachment::{AttachmentForm, AttachmentLimits};
+pub use dkim::{DkimAlgorithm, DkimError, DkimSigner};
 pub use failure_csv::{FailureCsvError, FailureCsvWriter, IMPORT_ERROR_COLUMN, failure_file_name};
 pub use mailer::{MailError, Mailer, MessageMeta, OutgoingMessage, ReportKind};
 pub use outbox::OutboxMailer;
 pub use report::{
-    AddressError, ComposeError, ComposeOptions, DelayedReport, EXCEL_SAVE_AS, FailureCsv,
-    FailureReport, FolderProblemReport, RejectedReport, Report, ReportEnvelope,
-    TokenRejectedReport, compose, report_key,
+    AddressError, ChangeCounts, ComposeError, ComposeOptions, DelayedReport, EXCEL_SAVE_AS,
+    FailureCsv, FailureReport, FolderProblemReport, FromMode, HeaderSuggestion, HeldReport,
+    ImportedReport, NotImportableReport, NotImportableWhat, PreviewReport, RejectedReport, Report,
+    ReportEnvelope, SignalNotHeldReport, TokenRejectedReport, compose, fixed_file_name, report_key,
 };
 pub use secrecy::SecretString;
 pub use smtp::{
@@ -91,3 +98,4 @@ pub use summary::{
     CategorySummary, FailureSample, FailureSummary, MAX_CATEGORIES, OTHER_CATEGORY,
     SAMPLES_PER_CATEGORY,
 };
+pub use text::summary_text;
