@@ -795,6 +795,148 @@ mod tests {
         assert!(text.contains("and 5 more"));
     }
 
+    fn imported() -> Report {
+        Report::Imported(ImportedReport {
+            file_name: "roster.csv".into(),
+            rows_total: 3,
+            rows_sent: 3,
+            rows_unchanged: 0,
+            after_delay: false,
+        })
+    }
+
+    /// The raw header `name`, folds kept, from a formatted message.
+    fn raw_header(m: &OutgoingMessage, name: &str) -> String {
+        let text = raw_text(m);
+        let head = text.split("\r\n\r\n").next().unwrap();
+        let start = head
+            .find(&format!("\r\n{name}: "))
+            .map(|i| i + 2)
+            .or_else(|| head.starts_with(&format!("{name}: ")).then_some(0))
+            .unwrap();
+        let value = &head[start + name.len() + 2..];
+        let mut end = 0;
+        for line in value.split_inclusive("\r\n") {
+            if end > 0 && !line.starts_with([' ', '\t']) {
+                break;
+            }
+            end += line.len();
+        }
+        value[..end].trim_end().to_owned()
+    }
+
+    #[test]
+    fn on_behalf_sends_from_the_operator_with_the_clients_reply_to() {
+        let envelope = ReportEnvelope::on_behalf(
+            "acme",
+            "Acme Parking",
+            "reports@ops.example",
+            "parking@acme.edu",
+            "it@acme.edu",
+        )
+        .unwrap();
+        assert_eq!(envelope.from(), "reports@ops.example");
+        assert_eq!(envelope.reply_to(), "parking@acme.edu");
+        let m = compose(&imported(), &envelope, "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "From"),
+            "\"Acme Parking via OPSCOM\" <reports@ops.example>"
+        );
+        assert_eq!(raw_header(&m, "Reply-To"), "parking@acme.edu");
+        assert_eq!(raw_header(&m, "To"), "it@acme.edu");
+        assert_eq!(m.meta().envelope_from, "reports@ops.example");
+        assert_eq!(m.meta().envelope_to, vec!["it@acme.edu".to_owned()]);
+        assert!(
+            m.message_id().ends_with("@ops.example"),
+            "{}",
+            m.message_id()
+        );
+        assert!(
+            raw_text(&m)
+                .replace("=\r\n", "")
+                .contains("Replies go to parking@acme.edu.")
+        );
+
+        // No display name: the tenant's name.
+        let envelope = ReportEnvelope::on_behalf(
+            "acme",
+            " ",
+            "reports@ops.example",
+            "p@acme.edu",
+            "it@acme.edu",
+        )
+        .unwrap();
+        let m = compose(&imported(), &envelope, "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "From"),
+            "\"acme via OPSCOM\" <reports@ops.example>"
+        );
+
+        let e = ReportEnvelope::on_behalf("acme", "A", "nope", "p@acme.edu", "it@acme.edu")
+            .unwrap_err();
+        assert_eq!(e.field, "operator_from");
+    }
+
+    #[test]
+    fn the_default_sender_is_the_tenant_itself() {
+        let m = compose(&imported(), &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "From"),
+            "\"OPSCOM import\" <parking@acme.edu>"
+        );
+        assert_eq!(
+            raw_header(&m, "Reply-To"),
+            "\"OPSCOM import\" <parking@acme.edu>"
+        );
+        assert_eq!(m.meta().envelope_from, "parking@acme.edu");
+        assert_eq!(*envelope().mode(), FromMode::Own);
+    }
+
+    #[test]
+    fn a_copy_to_another_recipient_has_its_own_key() {
+        let client = compose(&imported(), &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+        let operator = envelope().with_to("ops@ops.example").unwrap();
+        let copy = compose(&imported(), &operator, "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(copy.meta().envelope_to, vec!["ops@ops.example".to_owned()]);
+        assert_eq!(raw_header(&copy, "To"), "ops@ops.example");
+        assert_ne!(copy.meta().key, client.meta().key);
+        assert_ne!(copy.message_id(), client.message_id());
+        assert_eq!(envelope().with_to("x@").unwrap_err().field, "to");
+    }
+
+    #[test]
+    fn subjects_are_shown_exactly_as_written() {
+        for name in [
+            "=?utf-8?q?Payroll?=.csv",
+            "Zoë's roster — été 2026, a rather long name that needs folding.csv",
+        ] {
+            let report = Report::Imported(ImportedReport {
+                file_name: name.to_owned(),
+                rows_total: 1204,
+                rows_sent: 1204,
+                rows_unchanged: 0,
+                after_delay: false,
+            });
+            let m = compose(&report, &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+            assert_eq!(m.subject(), format!("{name}: all 1,204 users imported"));
+            let raw = raw_header(&m, "Subject");
+            assert!(raw.is_ascii(), "{raw}");
+            for line in raw.split("\r\n") {
+                assert!(line.trim_start().len() <= 75, "{line}");
+            }
+            assert_eq!(
+                crate::encoding::tests::decode_encoded_words(&raw),
+                m.subject()
+            );
+        }
+        // Plain ASCII stays readable as it is.
+        let m = compose(&imported(), &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "Subject"),
+            "roster.csv: all 3 users imported"
+        );
+    }
+
     #[test]
     fn fnv_reference_value() {
         // FNV-1a 128 of the empty input is the offset basis; of "a", the published value.
