@@ -12,6 +12,38 @@
 //!    [`Spool::deliver_pending`] sends what waits, oldest first, through a [`Mailer`]
 //!    ([`SmtpMailer`] or [`OutboxMailer`]), removing each only once the server accepted it.
 //!
+//! # The reports
+//!
+//! Every [`Report`] is written for parking-office staff: what happened, to which file, and what
+//! to do next, in plain words and never a command to run. Its kind is in the `X-OPSCOM-Report`
+//! header ([`ReportKind::as_str`]).
+//!
+//! | Report | When | `X-OPSCOM-Report` |
+//! |---|---|---|
+//! | [`Report::Failures`] | some rows were not imported (the failed rows attached as `NAME-failed.csv`) | `failures` |
+//! | [`Report::Imported`] | every row was imported, or already up to date | `imported` |
+//! | [`Report::Rejected`] | the file was rejected whole (with the closest column names, and `NAME-fixed.csv` when the header alone was wrong) | `rejected` |
+//! | [`Report::Preview`] | a file in `preview/` was checked; nothing was sent | `preview` |
+//! | [`Report::NotImportable`] | the upload is not a CSV file that can be imported (a spreadsheet, too large, a link…) | `not-importable` |
+//! | [`Report::Held`] | an import would change too many users at once and waits for `NAME.approve` or `NAME.discard` | `held` |
+//! | [`Report::SignalNotHeld`] | an `X.approve` or `X.discard` named a file that is not held | `signal-not-held` |
+//! | [`Report::ImportDelayed`] | OPSCOM cannot be reached; files wait | `import-delayed` |
+//! | [`Report::TokenRejected`] | OPSCOM refused the API token; files wait | `token-rejected` |
+//! | [`Report::FolderProblem`] | the upload folder needs the client's attention | `folder-problem` |
+//!
+//! [`summary_text`] gives the same text (without the e-mail's footer) for the client's results
+//! folder, headed with when the file was handled.
+//!
+//! # Sender, subject and signature
+//!
+//! By default a report is from the tenant's own `reply_to_admin_email` ([`ReportEnvelope::new`],
+//! [`FromMode::Own`]); [`ReportEnvelope::on_behalf`] sends it from the operator's address as
+//! "Client via OPSCOM" with the client's Reply-To, and [`ReportEnvelope::with_to`] addresses a
+//! copy elsewhere. A subject holding non-ASCII text or `=?` is written as RFC 2047 encoded-words,
+//! so a mail reader shows the file name exactly as uploaded. With [`ComposeOptions::dkim`] set
+//! (a [`DkimSigner`]), every message is DKIM-signed when composed; the spool keeps the signed
+//! bytes as they are.
+//!
 //! # Quick start
 //!
 //! A failure report for one failed row, its CSV kept in memory, "sent" into an outbox folder
