@@ -10,10 +10,11 @@ use anyhow::{Context, Result, bail};
 
 use crate::{root, run};
 
-/// Whether `python` can import aiosmtpd.
-fn has_aiosmtpd(python: &Path) -> bool {
+/// Whether `python` can import what the tests need: aiosmtpd (the SMTP server) and dkim (PyPI
+/// `dkimpy`, the verifier of the mail crate's DKIM test).
+fn has_test_modules(python: &Path) -> bool {
     Command::new(python)
-        .args(["-c", "import aiosmtpd"])
+        .args(["-c", "import aiosmtpd, dkim"])
         .stdout(Stdio::null())
         .stderr(Stdio::null())
         .status()
@@ -35,8 +36,8 @@ fn apt_install(packages: &[&str]) -> Result<()> {
         .env("DEBIAN_FRONTEND", "noninteractive"))
 }
 
-/// A Python interpreter that has aiosmtpd, installing it into `target/tools/venv` (from PyPI) or
-/// through apt (`python3-aiosmtpd`) when none has it.
+/// A Python interpreter that has aiosmtpd and dkimpy, installing them into `target/tools/venv`
+/// (from PyPI) or through apt (`python3-aiosmtpd`, `python3-dkim`) when none has both.
 pub(crate) fn smtp_server_python() -> Result<PathBuf> {
     let venv = root().join("target/tools/venv");
     let venv_python = venv.join("bin/python");
@@ -49,26 +50,34 @@ pub(crate) fn smtp_server_python() -> Result<PathBuf> {
         "/usr/bin/python3".into(),
         "python3".into(),
     ]);
-    if let Some(found) = candidates.iter().find(|p| has_aiosmtpd(p)) {
+    if let Some(found) = candidates.iter().find(|p| has_test_modules(p)) {
         return Ok(found.clone());
     }
 
-    eprintln!("aiosmtpd (the SMTP server the mail tests talk to) is missing: installing it");
-    let venv_ok = run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).is_ok()
-        && run(Command::new(&venv_python).args(["-m", "pip", "install", "-q", "aiosmtpd"])).is_ok();
-    if venv_ok && has_aiosmtpd(&venv_python) {
+    eprintln!(
+        "aiosmtpd or dkimpy (the SMTP server and the DKIM verifier the mail tests use) is \
+         missing: installing them"
+    );
+    let venv_ok = (venv_python.is_file()
+        || run(Command::new("python3").arg("-m").arg("venv").arg(&venv)).is_ok())
+        && run(
+            Command::new(&venv_python).args(["-m", "pip", "install", "-q", "aiosmtpd", "dkimpy"])
+        )
+        .is_ok();
+    if venv_ok && has_test_modules(&venv_python) {
         return Ok(venv_python);
     }
-    if is_root() && apt_install(&["python3-aiosmtpd"]).is_ok() {
+    if is_root() && apt_install(&["python3-aiosmtpd", "python3-dkim"]).is_ok() {
         let system = PathBuf::from("/usr/bin/python3");
-        if has_aiosmtpd(&system) {
+        if has_test_modules(&system) {
             return Ok(system);
         }
     }
     bail!(
-        "no SMTP server for the tests: aiosmtpd could not be installed.\n\
-         Fix: `python3 -m venv target/tools/venv && target/tools/venv/bin/pip install aiosmtpd`, \
-         or as root `apt-get install python3-aiosmtpd`, then run `cargo xtask test` again."
+        "no SMTP server or DKIM verifier for the tests: aiosmtpd or dkimpy could not be installed.\n\
+         Fix: `python3 -m venv target/tools/venv && target/tools/venv/bin/pip install aiosmtpd \
+         dkimpy`, or as root `apt-get install python3-aiosmtpd python3-dkim`, then run \
+         `cargo xtask test` again."
     )
 }
 

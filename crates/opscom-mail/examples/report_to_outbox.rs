@@ -44,6 +44,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         rows_failed: 2,
         summary,
         failure_csv: Some(FailureCsv::Bytes(csv.finish()?)),
+        rows_unchanged: 0,
+        after_delay: false,
     });
 
     let envelope = ReportEnvelope::new("acme", "parking@acme.edu", "it@acme.edu")?;

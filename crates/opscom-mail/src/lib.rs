@@ -12,6 +12,38 @@
 //!    [`Spool::deliver_pending`] sends what waits, oldest first, through a [`Mailer`]
 //!    ([`SmtpMailer`] or [`OutboxMailer`]), removing each only once the server accepted it.
 //!
+//! # The reports
+//!
+//! Every [`Report`] is written for parking-office staff: what happened, to which file, and what
+//! to do next, in plain words and never a command to run. Its kind is in the `X-OPSCOM-Report`
+//! header ([`ReportKind::as_str`]).
+//!
+//! | Report | When | `X-OPSCOM-Report` |
+//! |---|---|---|
+//! | [`Report::Failures`] | some rows were not imported (the failed rows attached as `NAME-failed.csv`) | `failures` |
+//! | [`Report::Imported`] | every row was imported, or already up to date | `imported` |
+//! | [`Report::Rejected`] | the file was rejected whole (with the closest column names, and `NAME-fixed.csv` when the header alone was wrong) | `rejected` |
+//! | [`Report::Preview`] | a file in `preview/` was checked; nothing was sent | `preview` |
+//! | [`Report::NotImportable`] | the upload is not a CSV file that can be imported (a spreadsheet, too large, a link…) | `not-importable` |
+//! | [`Report::Held`] | an import would change too many users at once and waits for `NAME.approve` or `NAME.discard` | `held` |
+//! | [`Report::SignalNotHeld`] | an `X.approve` or `X.discard` named a file that is not held | `signal-not-held` |
+//! | [`Report::ImportDelayed`] | OPSCOM cannot be reached; files wait | `import-delayed` |
+//! | [`Report::TokenRejected`] | OPSCOM refused the API token; files wait | `token-rejected` |
+//! | [`Report::FolderProblem`] | the upload folder needs the client's attention | `folder-problem` |
+//!
+//! [`summary_text`] gives the same text (without the e-mail's footer) for the client's results
+//! folder, headed with when the file was handled.
+//!
+//! # Sender, subject and signature
+//!
+//! By default a report is from the tenant's own `reply_to_admin_email` ([`ReportEnvelope::new`],
+//! [`FromMode::Own`]); [`ReportEnvelope::on_behalf`] sends it from the operator's address as
+//! "Client via OPSCOM" with the client's Reply-To, and [`ReportEnvelope::with_to`] addresses a
+//! copy elsewhere. A subject holding non-ASCII text or `=?` is written as RFC 2047 encoded-words,
+//! so a mail reader shows the file name exactly as uploaded. With [`ComposeOptions::dkim`] set
+//! (a [`DkimSigner`]), every message is DKIM-signed when composed; the spool keeps the signed
+//! bytes as they are.
+//!
 //! # Quick start
 //!
 //! A failure report for one failed row, its CSV kept in memory, "sent" into an outbox folder
@@ -39,6 +71,8 @@
 //!     rows_failed: 1,
 //!     summary,
 //!     failure_csv: Some(FailureCsv::Bytes(csv.finish()?)),
+//!     rows_unchanged: 0,
+//!     after_delay: false,
 //! });
 //! let envelope = ReportEnvelope::new("acme", "parking@acme.edu", "it@acme.edu")?;
 //! let options = ComposeOptions::at(jiff::Timestamp::now());
@@ -63,6 +97,8 @@
 mod alert;
 mod atomic;
 mod attachment;
+mod dkim;
+mod encoding;
 mod failure_csv;
 mod mailer;
 mod outbox;
@@ -70,16 +106,19 @@ mod report;
 mod smtp;
 mod spool;
 mod summary;
+mod text;
 
 pub use alert::{AlertChange, OperatorAlert, OperatorEnvelope, compose_alert};
 pub use attachment::{AttachmentForm, AttachmentLimits};
+pub use dkim::{DkimAlgorithm, DkimError, DkimSigner};
 pub use failure_csv::{FailureCsvError, FailureCsvWriter, IMPORT_ERROR_COLUMN, failure_file_name};
 pub use mailer::{MailError, Mailer, MessageMeta, OutgoingMessage, ReportKind};
 pub use outbox::OutboxMailer;
 pub use report::{
-    AddressError, ComposeError, ComposeOptions, DelayedReport, EXCEL_SAVE_AS, FailureCsv,
-    FailureReport, FolderProblemReport, RejectedReport, Report, ReportEnvelope,
-    TokenRejectedReport, compose, report_key,
+    AddressError, ChangeCounts, ComposeError, ComposeOptions, DelayedReport, EXCEL_SAVE_AS,
+    FailureCsv, FailureReport, FolderProblemReport, FromMode, HeaderSuggestion, HeldReport,
+    ImportedReport, NotImportableReport, NotImportableWhat, PreviewReport, RejectedReport, Report,
+    ReportEnvelope, SignalNotHeldReport, TokenRejectedReport, compose, fixed_file_name, report_key,
 };
 pub use secrecy::SecretString;
 pub use smtp::{
@@ -91,3 +130,4 @@ pub use summary::{
     CategorySummary, FailureSample, FailureSummary, MAX_CATEGORIES, OTHER_CATEGORY,
     SAMPLES_PER_CATEGORY,
 };
+pub use text::summary_text;

@@ -20,6 +20,16 @@ pub enum ReportKind {
     FolderProblem,
     /// An alert to the operations team (not to the client): a condition started or cleared.
     OperatorAlert,
+    /// Every row of a file was imported (or already up to date).
+    Imported,
+    /// A file in the `preview/` folder was checked; nothing was sent.
+    Preview,
+    /// An upload is not a file that can be imported (a spreadsheet, too large, a link…).
+    NotImportable,
+    /// An import is held until the client approves or discards it.
+    Held,
+    /// An approval or discard named a file that is not held.
+    SignalNotHeld,
 }
 
 impl ReportKind {
@@ -32,6 +42,11 @@ impl ReportKind {
             ReportKind::TokenRejected => "token-rejected",
             ReportKind::FolderProblem => "folder-problem",
             ReportKind::OperatorAlert => "operator-alert",
+            ReportKind::Imported => "imported",
+            ReportKind::Preview => "preview",
+            ReportKind::NotImportable => "not-importable",
+            ReportKind::Held => "held",
+            ReportKind::SignalNotHeld => "signal-not-held",
         }
     }
 }

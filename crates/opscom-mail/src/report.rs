@@ -4,22 +4,27 @@
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
 
-use jiff::Timestamp;
-use lettre::message::header::{ContentType, HeaderName, HeaderValue};
-use lettre::message::{Attachment, Mailbox, MultiPart, SinglePart};
+use std::sync::Arc;
 
-use crate::attachment::{self, AttachmentForm, AttachmentLimits};
-use crate::failure_csv::{IMPORT_ERROR_COLUMN, failure_file_name};
+use jiff::Timestamp;
+use lettre::message::header::{
+    ContentTransferEncoding, ContentType, HeaderName, HeaderValue, MIME_VERSION_1_0,
+};
+use lettre::message::{Attachment, Body, Mailbox, MultiPart, SinglePart};
+
+use crate::attachment::AttachmentLimits;
+use crate::dkim::DkimSigner;
+use crate::encoding::{encoded_words, subject_needs_encoding};
+use crate::failure_csv::failure_file_name;
 use crate::mailer::{MessageMeta, OutgoingMessage, ReportKind};
 use crate::summary::{FailureSummary, shorten};
+use crate::text;
 
 /// The advice for saving from Excel, given when failures look like Excel damage.
 pub const EXCEL_SAVE_AS: &str = "CSV UTF-8 (Comma delimited)";
 
 /// Display name of the sender (the address is the tenant's own).
 const SENDER_NAME: &str = "OPSCOM import";
-/// How many waiting files a message names before "and N more".
-const MAX_FILES_LISTED: usize = 20;
 
 /// An address in the configuration is not a valid e-mail address.
 #[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
@@ -53,12 +58,33 @@ pub enum ComposeError {
     Build(String),
 }
 
+/// Who a report says it is from.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum FromMode {
+    /// The default: From and Reply-To are the tenant's `reply_to_admin_email`, display name
+    /// "OPSCOM import"; the SMTP envelope sender and the Message-ID's domain are that address's.
+    Own,
+    /// Sent by the operator for the client: From is `operator_from` with the display name
+    /// "`display` via OPSCOM", Reply-To the client's `reply_to_admin_email`; the SMTP envelope
+    /// sender and the Message-ID's domain are the operator's (so the operator's SPF and DKIM
+    /// apply).
+    OnBehalf {
+        /// The operator's sending address.
+        operator_from: lettre::Address,
+        /// The client's name as shown before " via OPSCOM" (`Acme Parking`).
+        display: String,
+    },
+}
+
 /// Who a tenant's reports go from and to.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct ReportEnvelope {
     tenant: String,
-    from: lettre::Address,
+    reply_to: lettre::Address,
     to: lettre::Address,
+    mode: FromMode,
+    /// Whether [`ReportEnvelope::with_to`] replaced the tenant's recipient.
+    to_replaced: bool,
 }
 
 /// `value` as an e-mail address (surrounding spaces ignored); the error names `field`.
@@ -78,7 +104,7 @@ pub(crate) fn parse_address(
 
 impl ReportEnvelope {
     /// Validates the tenant's `reply_to_admin_email` (sender, Reply-To) and `failed_import_email`
-    /// (recipient).
+    /// (recipient). The reports are sent in [`FromMode::Own`].
     pub fn new(
         tenant: &str,
         reply_to_admin_email: &str,
@@ -86,9 +112,49 @@ impl ReportEnvelope {
     ) -> Result<Self, AddressError> {
         Ok(ReportEnvelope {
             tenant: tenant.to_owned(),
-            from: parse_address("reply_to_admin_email", reply_to_admin_email)?,
+            reply_to: parse_address("reply_to_admin_email", reply_to_admin_email)?,
             to: parse_address("failed_import_email", failed_import_email)?,
+            mode: FromMode::Own,
+            to_replaced: false,
         })
+    }
+
+    /// Reports sent by the operator on the client's behalf ([`FromMode::OnBehalf`]): From is
+    /// `operator_from` shown as "`display_name` via OPSCOM" (the tenant's name when
+    /// `display_name` is blank), Reply-To is `reply_to_admin_email`, the recipient
+    /// `failed_import_email`. An invalid `operator_from` is an [`AddressError`] whose field is
+    /// `operator_from`.
+    pub fn on_behalf(
+        tenant: &str,
+        display_name: &str,
+        operator_from: &str,
+        reply_to_admin_email: &str,
+        failed_import_email: &str,
+    ) -> Result<Self, AddressError> {
+        let display = match display_name.trim() {
+            "" => tenant.trim(),
+            name => name,
+        };
+        Ok(ReportEnvelope {
+            tenant: tenant.to_owned(),
+            reply_to: parse_address("reply_to_admin_email", reply_to_admin_email)?,
+            to: parse_address("failed_import_email", failed_import_email)?,
+            mode: FromMode::OnBehalf {
+                operator_from: parse_address("operator_from", operator_from)?,
+                display: shorten(display, 80),
+            },
+            to_replaced: false,
+        })
+    }
+
+    /// The same envelope addressed to `to` instead (an operator's copy of a report). The copy
+    /// gets its own Message-ID and spool entry: the recipient is part of its key, so it does not
+    /// replace the client's message waiting in the spool. An invalid `to` is an [`AddressError`]
+    /// whose field is `to`.
+    pub fn with_to(mut self, to: &str) -> Result<Self, AddressError> {
+        self.to = parse_address("to", to)?;
+        self.to_replaced = true;
+        Ok(self)
     }
 
     /// The tenant's name.
@@ -96,14 +162,49 @@ impl ReportEnvelope {
         &self.tenant
     }
 
-    /// The sender and Reply-To address.
+    /// The From address (and SMTP envelope sender): the tenant's `reply_to_admin_email`, or the
+    /// operator's address in [`FromMode::OnBehalf`].
     pub fn from(&self) -> &str {
-        self.from.as_ref()
+        self.sender_address().as_ref()
+    }
+
+    /// The Reply-To address: always the tenant's `reply_to_admin_email`.
+    pub fn reply_to(&self) -> &str {
+        self.reply_to.as_ref()
     }
 
     /// The recipient address.
     pub fn to(&self) -> &str {
         self.to.as_ref()
+    }
+
+    /// Who the reports say they are from.
+    pub fn mode(&self) -> &FromMode {
+        &self.mode
+    }
+
+    fn sender_address(&self) -> &lettre::Address {
+        match &self.mode {
+            FromMode::Own => &self.reply_to,
+            FromMode::OnBehalf { operator_from, .. } => operator_from,
+        }
+    }
+
+    fn sender_mailbox(&self) -> Mailbox {
+        match &self.mode {
+            FromMode::Own => Mailbox::new(Some(SENDER_NAME.to_owned()), self.reply_to.clone()),
+            FromMode::OnBehalf {
+                operator_from,
+                display,
+            } => Mailbox::new(Some(format!("{display} via OPSCOM")), operator_from.clone()),
+        }
+    }
+
+    fn reply_to_mailbox(&self) -> Mailbox {
+        match &self.mode {
+            FromMode::Own => self.sender_mailbox(),
+            FromMode::OnBehalf { .. } => Mailbox::new(None, self.reply_to.clone()),
+        }
     }
 }
 
@@ -123,6 +224,27 @@ pub struct FailureReport {
     /// The failure CSV written by [`crate::FailureCsvWriter`], attached as `NAME-failed.csv`:
     /// a file on disk (`PathBuf` converts with `.into()`) or bytes in memory.
     pub failure_csv: Option<FailureCsv>,
+    /// Rows not sent because they are the same as in the last import (delta mode); shown only
+    /// when more than 0.
+    pub rows_unchanged: u64,
+    /// Whether this file's import was delayed earlier ("Import delayed" was sent): the message
+    /// then says this is that file.
+    pub after_delay: bool,
+}
+
+/// Every row of a file was imported (or was already up to date).
+#[derive(Debug, Clone)]
+pub struct ImportedReport {
+    /// The file's name as uploaded.
+    pub file_name: String,
+    /// Data rows in the file.
+    pub rows_total: u64,
+    /// Rows sent to and accepted by OPSCOM.
+    pub rows_sent: u64,
+    /// Rows not sent because they are the same as in the last import (delta mode).
+    pub rows_unchanged: u64,
+    /// Whether this is the follow-up to an earlier "Import delayed" message for the file.
+    pub after_delay: bool,
 }
 
 /// Where the failure CSV of a [`FailureReport`] is: the importer streams it to disk (memory does
@@ -178,6 +300,127 @@ pub struct RejectedReport {
     pub line: Option<u64>,
     /// Whether the problem looks like Excel damage (`;` delimiter…): adds the Excel advice.
     pub excel_damage: bool,
+    /// For each header the importer does not know, the closest accepted names.
+    pub header_fixes: Vec<HeaderSuggestion>,
+    /// The client's file with only its header line corrected, attached as `NAME-fixed.csv`
+    /// ([`fixed_file_name`]). Not attached when it would have to be cut to fit the attachment
+    /// limit (the message then asks for the header to be corrected by hand).
+    pub fixed_csv: Option<FailureCsv>,
+}
+
+/// A column name the importer does not accept, and the accepted names closest to it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct HeaderSuggestion {
+    /// The header as written in the file (`First Name`).
+    pub given: String,
+    /// The closest accepted names, best first (`first_name`); may be empty.
+    pub closest: Vec<String>,
+}
+
+/// The name of the corrected file attached to a [`RejectedReport`]: `roster.csv` →
+/// `roster-fixed.csv` (the same stem rules as [`crate::failure_file_name`]).
+pub fn fixed_file_name(upload_name: &str) -> String {
+    let failed = failure_file_name(upload_name);
+    let stem = failed.strip_suffix("-failed.csv").unwrap_or(&failed);
+    format!("{stem}-fixed.csv")
+}
+
+/// A file dropped in the `preview/` folder was checked; nothing was sent or changed.
+#[derive(Debug, Clone)]
+pub struct PreviewReport {
+    /// The file's name as uploaded.
+    pub file_name: String,
+    /// Data rows in the file.
+    pub rows_total: u64,
+    /// Rows that would be sent to OPSCOM.
+    pub rows_would_send: u64,
+    /// Rows that would fail.
+    pub rows_failed: u64,
+    /// Counts per reason and first lines of the rows that would fail.
+    pub summary: FailureSummary,
+    /// The rows that would fail, attached as `NAME-failed.csv`.
+    pub failure_csv: Option<FailureCsv>,
+    /// How the file compares with the last import, when known.
+    pub change: Option<ChangeCounts>,
+}
+
+/// How a file's rows compare with the last import.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub struct ChangeCounts {
+    /// Users not in the last import.
+    pub new: u64,
+    /// Users whose values differ from the last import.
+    pub changed: u64,
+    /// Users the same as in the last import.
+    pub unchanged: u64,
+}
+
+/// Why an uploaded file cannot be imported at all.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum NotImportableWhat {
+    /// A spreadsheet (`.xlsx`, `.xls`, `.ods`…), not a CSV file.
+    Spreadsheet,
+    /// A text file whose name does not end in `.csv` (`.txt`, `.tsv`…).
+    Text,
+    /// Another name that does not end in `.csv`.
+    OtherName,
+    /// Larger than the importer accepts.
+    TooLarge {
+        /// The file's size in bytes.
+        size: u64,
+        /// The largest size accepted, in bytes.
+        limit: u64,
+    },
+    /// A symbolic link, not a file.
+    Symlink,
+    /// A folder.
+    Directory,
+    /// A named pipe.
+    Fifo,
+    /// Anything else that is not a CSV file the importer can read.
+    Other,
+}
+
+/// An uploaded file will not be imported; it was moved, unchanged, to `.bak`.
+#[derive(Debug, Clone)]
+pub struct NotImportableReport {
+    /// The file's name as uploaded.
+    pub file_name: String,
+    /// What kind of file it is.
+    pub what: NotImportableWhat,
+    /// Its name in `.bak`.
+    pub moved_to: String,
+}
+
+/// An import is held: it would change more users than allowed at once. Nothing was sent.
+#[derive(Debug, Clone)]
+pub struct HeldReport {
+    /// The file's name as uploaded.
+    pub file_name: String,
+    /// Users already in OPSCOM that the file would change.
+    pub would_change: u64,
+    /// Users already in OPSCOM.
+    pub known_users: u64,
+    /// The most that may change at once, in percent (`20.0`).
+    pub percent_limit: f64,
+    /// A few `unique_id`s of users that would change.
+    pub examples: Vec<String>,
+    /// The name the approval refers to: the client uploads `HELD_AS.approve` or
+    /// `HELD_AS.discard` (usually the file's name).
+    pub held_as: String,
+    /// Files uploaded after it, waiting behind it, oldest first.
+    pub files_waiting: Vec<String>,
+}
+
+/// An `X.approve` or `X.discard` arrived but `X` is not held: it was ignored and removed.
+#[derive(Debug, Clone)]
+pub struct SignalNotHeldReport {
+    /// The signal file's name (`roster.csv.approve`).
+    pub signal_name: String,
+    /// The name it refers to (`roster.csv`).
+    pub target: String,
+    /// What is held now (the names to approve or discard), if anything.
+    pub held: Vec<String>,
 }
 
 /// Files wait because the OPSCOM API cannot be reached (sent once per outage).
@@ -225,6 +468,16 @@ pub enum Report {
     TokenRejected(TokenRejectedReport),
     /// The drop folder needs the client's attention; files wait.
     FolderProblem(FolderProblemReport),
+    /// Every row was imported (or already up to date).
+    Imported(ImportedReport),
+    /// A file in `preview/` was checked; nothing was sent.
+    Preview(PreviewReport),
+    /// The upload is not a file that can be imported.
+    NotImportable(NotImportableReport),
+    /// An import is held for the client's approval.
+    Held(HeldReport),
+    /// An approval or discard named a file that is not held.
+    SignalNotHeld(SignalNotHeldReport),
 }
 
 impl Report {
@@ -236,6 +489,11 @@ impl Report {
             Report::ImportDelayed(_) => ReportKind::ImportDelayed,
             Report::TokenRejected(_) => ReportKind::TokenRejected,
             Report::FolderProblem(_) => ReportKind::FolderProblem,
+            Report::Imported(_) => ReportKind::Imported,
+            Report::Preview(_) => ReportKind::Preview,
+            Report::NotImportable(_) => ReportKind::NotImportable,
+            Report::Held(_) => ReportKind::Held,
+            Report::SignalNotHeld(_) => ReportKind::SignalNotHeld,
         }
     }
 }
@@ -247,6 +505,8 @@ pub struct ComposeOptions {
     pub date: Timestamp,
     /// Attachment size limits.
     pub limits: AttachmentLimits,
+    /// Signs each message with DKIM when set.
+    pub dkim: Option<Arc<DkimSigner>>,
 }
 
 impl ComposeOptions {
@@ -255,7 +515,14 @@ impl ComposeOptions {
         ComposeOptions {
             date,
             limits: AttachmentLimits::default(),
+            dkim: None,
         }
+    }
+
+    /// The same options, signing with `signer`.
+    pub fn with_dkim(mut self, signer: Arc<DkimSigner>) -> Self {
+        self.dkim = Some(signer);
+        self
     }
 }
 
@@ -279,24 +546,37 @@ pub fn compose(
     options: &ComposeOptions,
 ) -> Result<OutgoingMessage, ComposeError> {
     let kind = report.kind();
-    let key = report_key(&envelope.tenant, subject_id, kind);
-    let domain = envelope.from.domain().to_owned();
-    let message_id = format!("opscom-import.{key}@{domain}");
-
-    let (subject, body, attachment) = match report {
-        Report::Failures(r) => failures_text(r, envelope, options)?,
-        Report::Rejected(r) => (rejected_subject(r), rejected_body(r, envelope), None),
-        Report::ImportDelayed(r) => (delayed_subject(r), delayed_body(r, envelope), None),
-        Report::TokenRejected(r) => (token_subject(envelope), token_body(r, envelope), None),
-        Report::FolderProblem(r) => (folder_subject(envelope), folder_body(r, envelope), None),
+    let key = if envelope.to_replaced {
+        // A copy to another recipient must not replace the tenant's message in the spool.
+        report_key(
+            &envelope.tenant,
+            &format!("{subject_id}\0to:{}", envelope.to),
+            kind,
+        )
+    } else {
+        report_key(&envelope.tenant, subject_id, kind)
     };
+    let from = envelope.sender_address().clone();
+    let message_id = format!("opscom-import.{key}@{}", from.domain());
 
-    let sender = Mailbox::new(Some(SENDER_NAME.to_owned()), envelope.from.clone());
-    let builder = lettre::Message::builder()
-        .from(sender.clone())
-        .reply_to(sender)
-        .to(Mailbox::new(None, envelope.to.clone()))
-        .subject(subject.clone())
+    let (subject, body, attachment) = text::mail_text(report, envelope, options)?;
+
+    let mut builder = lettre::Message::builder()
+        .from(envelope.sender_mailbox())
+        .reply_to(envelope.reply_to_mailbox())
+        .to(Mailbox::new(None, envelope.to.clone()));
+    builder = if subject_needs_encoding(&subject) {
+        // Encoded by us so that text looking like an encoded-word (`=?utf-8?q?x?=.csv`) is
+        // shown as written instead of decoded by the reader.
+        builder.raw_header(HeaderValue::dangerous_new_pre_encoded(
+            HeaderName::new_from_ascii_str("Subject"),
+            subject.clone(),
+            encoded_words(&subject),
+        ))
+    } else {
+        builder.subject(subject.clone())
+    };
+    builder = builder
         .message_id(Some(format!("<{message_id}>")))
         .date(SystemTime::try_from(options.date).unwrap_or(SystemTime::UNIX_EPOCH))
         .raw_header(HeaderValue::new(
@@ -308,19 +588,38 @@ pub fn compose(
             kind.as_str().to_owned(),
         ));
     let text = SinglePart::plain(body);
-    let message = match attachment {
-        None => builder.singlepart(text),
+    let part = match attachment {
+        None => text.formatted(),
         Some(a) => {
             let content_type = ContentType::parse(a.content_type)
                 .map_err(|e| ComposeError::Build(e.to_string()))?;
-            builder.multipart(
-                MultiPart::mixed()
-                    .singlepart(text)
-                    .singlepart(Attachment::new(a.name).body(a.bytes, content_type)),
-            )
+            MultiPart::mixed()
+                .singlepart(text)
+                .singlepart(Attachment::new(a.name).body(a.bytes, content_type))
+                .formatted()
         }
+    };
+    // The part's own headers (Content-Type, Content-Transfer-Encoding) become the message's, so
+    // that a DKIM signature covers them (lettre signs only the message's headers).
+    let (part_headers, part_body) = split_part(&part)?;
+    let mut encoding = ContentTransferEncoding::SevenBit;
+    for (name, value) in part_headers {
+        if name.eq_ignore_ascii_case("Content-Transfer-Encoding") {
+            encoding = transfer_encoding(&value)?;
+            continue;
+        }
+        let name =
+            HeaderName::new_from_ascii(name).map_err(|e| ComposeError::Build(e.to_string()))?;
+        let raw = value.replace("\r\n", "");
+        builder = builder.raw_header(HeaderValue::dangerous_new_pre_encoded(name, raw, value));
     }
-    .map_err(|e| ComposeError::Build(e.to_string()))?;
+    let mut message = builder
+        .header(MIME_VERSION_1_0)
+        .body(Body::dangerous_pre_encoded(part_body, encoding))
+        .map_err(|e| ComposeError::Build(e.to_string()))?;
+    if let Some(signer) = &options.dkim {
+        signer.sign(&mut message);
+    }
 
     let meta = MessageMeta {
         key,
@@ -328,279 +627,53 @@ pub fn compose(
         tenant: envelope.tenant.clone(),
         kind,
         subject,
-        envelope_from: envelope.from.to_string(),
+        envelope_from: from.to_string(),
         envelope_to: vec![envelope.to.to_string()],
     };
     Ok(OutgoingMessage::new(meta, message.formatted()))
 }
 
-type Composed = (String, String, Option<attachment::PreparedAttachment>);
+/// A MIME part's headers: name, and value as written (folds kept).
+type PartHeaders = Vec<(String, String)>;
 
-fn failures_text(
-    r: &FailureReport,
-    envelope: &ReportEnvelope,
-    options: &ComposeOptions,
-) -> Result<Composed, ComposeError> {
-    let file = display_name(&r.file_name);
-    let subject = format!(
-        "{file}: {} of {} {} not imported",
-        r.rows_failed,
-        r.rows_total,
-        users(r.rows_total)
-    );
-    let csv_name = failure_file_name(&r.file_name);
-    let prepared = match &r.failure_csv {
-        Some(FailureCsv::File(path)) => Some(
-            attachment::prepare(path, &csv_name, &options.limits, zip_date(options.date)).map_err(
-                |source| ComposeError::Attachment {
-                    path: path.clone(),
-                    source,
-                },
-            )?,
-        ),
-        Some(FailureCsv::Bytes(bytes)) => Some(
-            attachment::prepare_bytes(bytes, &csv_name, &options.limits, zip_date(options.date))
-                .map_err(ComposeError::AttachmentInMemory)?,
-        ),
-        None => None,
-    };
-
-    let mut b = String::new();
-    b.push_str(&format!(
-        "{} of the {} {} in {file} {} not imported into OPSCOM.\n\n",
-        r.rows_failed,
-        r.rows_total,
-        users(r.rows_total),
-        if r.rows_failed == 1 { "was" } else { "were" }
-    ));
-    b.push_str(&format!("  File:          {file}\n"));
-    b.push_str(&format!("  Users in file: {}\n", r.rows_total));
-    b.push_str(&format!("  Imported:      {}\n", r.rows_ok));
-    b.push_str(&format!("  Not imported:  {}\n\n", r.rows_failed));
-
-    if !r.summary.is_empty() {
-        b.push_str("WHY THEY WERE NOT IMPORTED\n\n");
-        for c in r.summary.categories() {
-            b.push_str(&format!("{}: {} {}\n", c.category, c.count, users(c.count)));
-            for s in &c.samples {
-                b.push_str(&format!("  line {}: {}\n", s.line, s.reason));
-            }
-            let more = c.count.saturating_sub(c.samples.len() as u64);
-            if more > 0 {
-                b.push_str(&format!("  … and {more} more\n"));
-            }
-            b.push('\n');
+/// A formatted MIME part's headers and its body.
+fn split_part(part: &[u8]) -> Result<(PartHeaders, Vec<u8>), ComposeError> {
+    let broken = || ComposeError::Build("the MIME part has no header section".to_owned());
+    let end = part
+        .windows(4)
+        .position(|w| w == b"\r\n\r\n")
+        .ok_or_else(broken)?;
+    let head = std::str::from_utf8(&part[..end]).map_err(|_| broken())?;
+    let mut headers: PartHeaders = Vec::new();
+    for line in head.split("\r\n") {
+        if line.starts_with([' ', '\t']) {
+            let (_, value) = headers.last_mut().ok_or_else(broken)?;
+            value.push_str("\r\n");
+            value.push_str(line);
+        } else {
+            let (name, value) = line.split_once(':').ok_or_else(broken)?;
+            headers.push((name.to_owned(), value.trim_start().to_owned()));
         }
     }
+    Ok((headers, part[end + 4..].to_vec()))
+}
 
-    if let Some(a) = &prepared {
-        b.push_str("THE ATTACHED FILE\n\n");
-        b.push_str(&format!(
-            "{csv_name} lists the users that were not imported: the values as you sent them, \
-             and the reason in the last column, {IMPORT_ERROR_COLUMN}.\n"
-        ));
-        match a.form {
-            AttachmentForm::Plain => {}
-            AttachmentForm::Zipped => b.push_str(&format!(
-                "It is compressed as {} to keep this e-mail small: open the zip to find {csv_name}.\n",
-                a.name
-            )),
-            AttachmentForm::Cut { rows_kept } => b.push_str(&format!(
-                "The full list is too large to send by e-mail, so it was cut: {} (compressed) \
-                 holds the first {rows_kept} of the {} users that were not imported. The lines \
-                 above show what went wrong; after fixing the cause, upload the whole corrected \
-                 file again.\n",
-                a.name, r.rows_failed
-            )),
+fn transfer_encoding(value: &str) -> Result<ContentTransferEncoding, ComposeError> {
+    Ok(match value.trim().to_ascii_lowercase().as_str() {
+        "7bit" => ContentTransferEncoding::SevenBit,
+        "8bit" => ContentTransferEncoding::EightBit,
+        "quoted-printable" => ContentTransferEncoding::QuotedPrintable,
+        "base64" => ContentTransferEncoding::Base64,
+        "binary" => ContentTransferEncoding::Binary,
+        other => {
+            return Err(ComposeError::Build(format!(
+                "unknown Content-Transfer-Encoding {other:?}"
+            )));
         }
-        b.push('\n');
-    }
-
-    b.push_str("WHAT TO DO NEXT\n\n");
-    b.push_str(
-        "1. Correct the values in the system you export from, so that the next export is right too.\n",
-    );
-    if prepared.is_some() {
-        b.push_str(&format!(
-            "2. Then either upload a new complete export, or correct {csv_name} and upload it to the\n   \
-             same folder: its {IMPORT_ERROR_COLUMN} column is ignored, and the users already imported are\n   \
-             not affected.\n"
-        ));
-    } else {
-        b.push_str("2. Then upload a new complete export to the same folder.\n");
-    }
-    b.push_str(&format!(
-        "3. If you edit the file in Excel, save it with File > Save As > \"{EXCEL_SAVE_AS}\".\n\n"
-    ));
-    if r.summary.excel_damage() {
-        b.push_str(&excel_advice(r.summary.excel_signs()));
-    }
-    b.push_str(&footer(envelope));
-    Ok((subject, b, prepared))
+    })
 }
 
-fn rejected_subject(r: &RejectedReport) -> String {
-    format!(
-        "{}: file rejected, no users imported",
-        display_name(&r.file_name)
-    )
-}
-
-fn rejected_body(r: &RejectedReport, envelope: &ReportEnvelope) -> String {
-    let file = display_name(&r.file_name);
-    let mut b = format!(
-        "The file {file} was not imported: it was rejected as a whole, and no user in it was sent to OPSCOM.\n\n"
-    );
-    match r.line {
-        Some(line) => b.push_str(&format!("Problem (line {line}): {}\n", r.reason)),
-        None => b.push_str(&format!("Problem: {}\n", r.reason)),
-    }
-    if let Some(fix) = &r.fix {
-        b.push_str(&format!("How to fix it: {fix}\n"));
-    }
-    b.push_str(&format!(
-        "\nWHAT TO DO NEXT\n\nFix the file and upload it again to the same folder. The rejected file \
-         was moved, unchanged, to the .bak folder inside your upload folder.\n\
-         If you edit the file in Excel, save it with File > Save As > \"{EXCEL_SAVE_AS}\".\n\n"
-    ));
-    if r.excel_damage {
-        b.push_str(&excel_advice(&[]));
-    }
-    b.push_str(&footer(envelope));
-    b
-}
-
-fn delayed_subject(r: &DelayedReport) -> String {
-    let n = r.files_waiting.len();
-    format!(
-        "Import delayed: {n} {} waiting, OPSCOM cannot be reached",
-        if n == 1 { "file" } else { "files" }
-    )
-}
-
-fn delayed_body(r: &DelayedReport, envelope: &ReportEnvelope) -> String {
-    // Plain words for a parking office: the technical cause (attempt counts, durations, system
-    // errors) stays in the operator's logs and records.
-    let mut b = format!(
-        "Since {}, OPSCOM has not been answering the importer, so your users cannot be updated \
-         right now. Nothing is wrong with your file.\n\n\
-         Your files are safe: they wait in the import queue and will be imported automatically as \
-         soon as OPSCOM answers again. You do not need to upload them again, and you will not \
-         receive another message about this outage.\n\n",
-        human_time(r.since),
-    );
-    b.push_str(&files_list(&r.files_waiting));
-    b.push_str(
-        "If the delay lasts, contact OPSCOM support: the importer keeps retrying on its own.\n\n",
-    );
-    b.push_str(&footer(envelope));
-    b
-}
-
-fn folder_subject(envelope: &ReportEnvelope) -> String {
-    format!(
-        "Import paused for {}: your upload folder needs attention",
-        shorten(&envelope.tenant, 80)
-    )
-}
-
-fn folder_body(r: &FolderProblemReport, envelope: &ReportEnvelope) -> String {
-    let mut b = format!(
-        "{}\n\n\
-         No file is imported until this is fixed. Your files are kept and will be imported \
-         automatically once it is; you do not need to upload them again.\n\n\
-         WHAT TO DO NEXT\n\n{}\n\n",
-        r.problem, r.fix
-    );
-    b.push_str(&footer(envelope));
-    b
-}
-
-fn token_subject(envelope: &ReportEnvelope) -> String {
-    format!(
-        "Import stopped for {}: OPSCOM refused the API token",
-        shorten(&envelope.tenant, 80)
-    )
-}
-
-fn token_body(r: &TokenRejectedReport, envelope: &ReportEnvelope) -> String {
-    let code = match r.api_code {
-        Some(code) => format!(" (error {code})"),
-        None => String::new(),
-    };
-    let mut b = format!(
-        "Since {}, OPSCOM refuses the API token that the importer uses for \"{}\"{code}.\n\n\
-         No user is imported until this is fixed. Your files are kept and will be imported \
-         automatically once the token is accepted again; you do not need to upload them again.\n\n\
-         WHAT TO DO NEXT\n\n\
-         Contact OPSCOM support (or your OPSCOM operations contact) and ask them to check the Push \
-         API token configured in the importer for \"{}\". Never send the token itself by e-mail.\n\n",
-        human_time(r.since),
-        shorten(&envelope.tenant, 80),
-        shorten(&envelope.tenant, 80),
-    );
-    b.push_str(&files_list(&r.files_waiting));
-    b.push_str(&footer(envelope));
-    b
-}
-
-fn files_list(files: &[String]) -> String {
-    if files.is_empty() {
-        return String::new();
-    }
-    let mut b = String::from("Files waiting:\n");
-    for f in files.iter().take(MAX_FILES_LISTED) {
-        b.push_str(&format!("  {}\n", display_name(f)));
-    }
-    if files.len() > MAX_FILES_LISTED {
-        b.push_str(&format!(
-            "  … and {} more\n",
-            files.len() - MAX_FILES_LISTED
-        ));
-    }
-    b.push('\n');
-    b
-}
-
-fn excel_advice(signs: &[String]) -> String {
-    let mut b = String::from("EXCEL\n\n");
-    b.push_str("Some problems look like the file was changed by Excel");
-    if !signs.is_empty() {
-        b.push_str(&format!(" ({})", signs.join("; ")));
-    }
-    b.push_str(&format!(
-        ". Excel may save with ';' instead of ',', turn long ids into numbers like 1.23E+11, and \
-         rewrite dates as 1/15/1990. To avoid it:\n\
-         - save with File > Save As > \"{EXCEL_SAVE_AS}\" (not \"CSV (Comma delimited)\" or \"CSV (MS-DOS)\");\n\
-         - format id and date columns as Text before typing or pasting them, and dates as YYYY-MM-DD;\n\
-         - or upload the export of your source system directly, without opening it in Excel.\n\n"
-    ));
-    b
-}
-
-fn footer(envelope: &ReportEnvelope) -> String {
-    format!(
-        "-- \nThis message was sent automatically by the OPSCOM importer for \"{}\". \
-         Replies go to {}.\n",
-        shorten(&envelope.tenant, 80),
-        envelope.from
-    )
-}
-
-fn users(n: u64) -> &'static str {
-    if n == 1 { "user" } else { "users" }
-}
-
-/// A client-given name, safe for a subject or a body line.
-fn display_name(name: &str) -> String {
-    shorten(name, 120)
-}
-
-fn human_time(ts: Timestamp) -> String {
-    ts.strftime("%Y-%m-%d %H:%M UTC").to_string()
-}
-
-fn zip_date(ts: Timestamp) -> zip::DateTime {
+pub(crate) fn zip_date(ts: Timestamp) -> zip::DateTime {
     let dt = ts.to_zoned_datetime(jiff::tz::TimeZone::UTC).datetime();
     let parts = (
         u16::try_from(dt.year()),
@@ -659,6 +732,8 @@ mod tests {
             fix: Some("save as CSV UTF-8 (Comma delimited)".into()),
             line: Some(1),
             excel_damage: true,
+            header_fixes: Vec::new(),
+            fixed_csv: None,
         });
         let a = compose(&report, &envelope(), "claim-1", &ComposeOptions::at(date())).unwrap();
         let later = ComposeOptions::at("2026-11-04T00:00:00Z".parse().unwrap());
@@ -718,6 +793,148 @@ mod tests {
         assert!(text.contains("2026-11-03 10:15 UTC"), "{text}");
         assert!(text.contains("f19.csv") && !text.contains("f20.csv"));
         assert!(text.contains("and 5 more"));
+    }
+
+    fn imported() -> Report {
+        Report::Imported(ImportedReport {
+            file_name: "roster.csv".into(),
+            rows_total: 3,
+            rows_sent: 3,
+            rows_unchanged: 0,
+            after_delay: false,
+        })
+    }
+
+    /// The raw header `name`, folds kept, from a formatted message.
+    fn raw_header(m: &OutgoingMessage, name: &str) -> String {
+        let text = raw_text(m);
+        let head = text.split("\r\n\r\n").next().unwrap();
+        let start = head
+            .find(&format!("\r\n{name}: "))
+            .map(|i| i + 2)
+            .or_else(|| head.starts_with(&format!("{name}: ")).then_some(0))
+            .unwrap();
+        let value = &head[start + name.len() + 2..];
+        let mut end = 0;
+        for line in value.split_inclusive("\r\n") {
+            if end > 0 && !line.starts_with([' ', '\t']) {
+                break;
+            }
+            end += line.len();
+        }
+        value[..end].trim_end().to_owned()
+    }
+
+    #[test]
+    fn on_behalf_sends_from_the_operator_with_the_clients_reply_to() {
+        let envelope = ReportEnvelope::on_behalf(
+            "acme",
+            "Acme Parking",
+            "reports@ops.example",
+            "parking@acme.edu",
+            "it@acme.edu",
+        )
+        .unwrap();
+        assert_eq!(envelope.from(), "reports@ops.example");
+        assert_eq!(envelope.reply_to(), "parking@acme.edu");
+        let m = compose(&imported(), &envelope, "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "From"),
+            "\"Acme Parking via OPSCOM\" <reports@ops.example>"
+        );
+        assert_eq!(raw_header(&m, "Reply-To"), "parking@acme.edu");
+        assert_eq!(raw_header(&m, "To"), "it@acme.edu");
+        assert_eq!(m.meta().envelope_from, "reports@ops.example");
+        assert_eq!(m.meta().envelope_to, vec!["it@acme.edu".to_owned()]);
+        assert!(
+            m.message_id().ends_with("@ops.example"),
+            "{}",
+            m.message_id()
+        );
+        assert!(
+            raw_text(&m)
+                .replace("=\r\n", "")
+                .contains("Replies go to parking@acme.edu.")
+        );
+
+        // No display name: the tenant's name.
+        let envelope = ReportEnvelope::on_behalf(
+            "acme",
+            " ",
+            "reports@ops.example",
+            "p@acme.edu",
+            "it@acme.edu",
+        )
+        .unwrap();
+        let m = compose(&imported(), &envelope, "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "From"),
+            "\"acme via OPSCOM\" <reports@ops.example>"
+        );
+
+        let e = ReportEnvelope::on_behalf("acme", "A", "nope", "p@acme.edu", "it@acme.edu")
+            .unwrap_err();
+        assert_eq!(e.field, "operator_from");
+    }
+
+    #[test]
+    fn the_default_sender_is_the_tenant_itself() {
+        let m = compose(&imported(), &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "From"),
+            "\"OPSCOM import\" <parking@acme.edu>"
+        );
+        assert_eq!(
+            raw_header(&m, "Reply-To"),
+            "\"OPSCOM import\" <parking@acme.edu>"
+        );
+        assert_eq!(m.meta().envelope_from, "parking@acme.edu");
+        assert_eq!(*envelope().mode(), FromMode::Own);
+    }
+
+    #[test]
+    fn a_copy_to_another_recipient_has_its_own_key() {
+        let client = compose(&imported(), &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+        let operator = envelope().with_to("ops@ops.example").unwrap();
+        let copy = compose(&imported(), &operator, "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(copy.meta().envelope_to, vec!["ops@ops.example".to_owned()]);
+        assert_eq!(raw_header(&copy, "To"), "ops@ops.example");
+        assert_ne!(copy.meta().key, client.meta().key);
+        assert_ne!(copy.message_id(), client.message_id());
+        assert_eq!(envelope().with_to("x@").unwrap_err().field, "to");
+    }
+
+    #[test]
+    fn subjects_are_shown_exactly_as_written() {
+        for name in [
+            "=?utf-8?q?Payroll?=.csv",
+            "Zoë's roster — été 2026, a rather long name that needs folding.csv",
+        ] {
+            let report = Report::Imported(ImportedReport {
+                file_name: name.to_owned(),
+                rows_total: 1204,
+                rows_sent: 1204,
+                rows_unchanged: 0,
+                after_delay: false,
+            });
+            let m = compose(&report, &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+            assert_eq!(m.subject(), format!("{name}: all 1,204 users imported"));
+            let raw = raw_header(&m, "Subject");
+            assert!(raw.is_ascii(), "{raw}");
+            for line in raw.split("\r\n") {
+                assert!(line.trim_start().len() <= 75, "{line}");
+            }
+            assert_eq!(
+                crate::encoding::tests::decode_encoded_words(&raw),
+                m.subject()
+            );
+        }
+        // Plain ASCII stays readable as it is.
+        let m = compose(&imported(), &envelope(), "c", &ComposeOptions::at(date())).unwrap();
+        assert_eq!(
+            raw_header(&m, "Subject"),
+            "roster.csv: all 3 users imported"
+        );
     }
 
     #[test]

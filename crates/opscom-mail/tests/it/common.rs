@@ -58,6 +58,8 @@ pub fn roster_report(dir: &Path) -> (FailureReport, PathBuf) {
         rows_failed: 3,
         summary,
         failure_csv: Some(path.clone().into()),
+        rows_unchanged: 0,
+        after_delay: false,
     };
     (report, path)
 }

@@ -2,6 +2,7 @@
 
 mod common;
 mod csv_roundtrip;
+mod new_reports;
 mod outbox;
 mod report_text;
 mod smtp_delivery;

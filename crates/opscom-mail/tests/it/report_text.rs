@@ -48,6 +48,8 @@ fn a_rejected_file_gets_reason_line_and_fix_without_attachment() {
         fix: Some(format!("in Excel, save as \"{EXCEL_SAVE_AS}\"")),
         line: Some(1),
         excel_damage: true,
+        header_fixes: Vec::new(),
+        fixed_csv: None,
     });
     let m = compose(&report, &envelope(), "c", &ComposeOptions::at(date())).unwrap();
     let parsed = parse(&m);
@@ -78,6 +80,7 @@ fn a_cut_attachment_is_announced_with_the_rows_it_holds() {
             compress_above: 10,
             max_attachment: 290,
         },
+        dkim: None,
     };
     let m = compose(&Report::Failures(report), &envelope(), "c", &options).unwrap();
     let parsed = parse(&m);

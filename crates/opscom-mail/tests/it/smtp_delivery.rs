@@ -95,6 +95,7 @@ async fn a_large_failure_csv_arrives_zipped_and_the_body_says_so() {
             compress_above: 100,
             max_attachment: 1 << 20,
         },
+        dkim: None,
     };
     let message = compose(&Report::Failures(report), &envelope(), "claim-43", &options).unwrap();
     SmtpMailer::from_url(&server.url(), None)
