@@ -286,6 +286,8 @@ pub struct TenantSetup {
     pub max_file_size: Option<String>,
     /// `expect_file_every`, when set.
     pub expect_file_every: Option<String>,
+    /// More lines of TOML for this tenant's table (`mode = "delta"`…).
+    pub extra: String,
 }
 
 /// The `[operator]` table of a lab's configuration.
@@ -467,6 +469,7 @@ impl Lab {
             retry_budget: None,
             max_file_size: None,
             expect_file_every: None,
+            extra: String::new(),
         });
         self.tenants.last_mut().expect("just pushed")
     }
@@ -531,6 +534,9 @@ impl Lab {
             if let Some(e) = &tenant.expect_file_every {
                 let _ = writeln!(t, "expect_file_every = {}", toml_str(e));
             }
+            if !tenant.extra.is_empty() {
+                let _ = writeln!(t, "{}", tenant.extra.trim_end());
+            }
         }
         t
     }
@@ -551,6 +557,26 @@ impl Lab {
     /// finished upload that has settled). Returns its path.
     pub fn upload(&self, tenant: &str, name: &str, bytes: &[u8]) -> PathBuf {
         self.upload_aged(tenant, name, bytes, Duration::from_secs(60))
+    }
+
+    /// Sets the modification time of `path` — a link itself, never its target — `age` in the
+    /// past (an entry a client made a while ago, settled).
+    pub fn backdate(&self, path: &Path, age: Duration) {
+        use rustix::fs::{AtFlags, CWD, Timespec, Timestamps, utimensat};
+        let t = SystemTime::now() - age;
+        let since = t
+            .duration_since(SystemTime::UNIX_EPOCH)
+            .expect("after 1970");
+        let ts = Timespec {
+            tv_sec: since.as_secs() as i64,
+            tv_nsec: i64::from(since.subsec_nanos()) as _,
+        };
+        let times = Timestamps {
+            last_access: ts,
+            last_modification: ts,
+        };
+        utimensat(CWD, path, &times, AtFlags::SYMLINK_NOFOLLOW)
+            .unwrap_or_else(|e| panic!("backdate {}: {e}", path.display()));
     }
 
     /// Writes an upload whose mtime is `age` in the past.
@@ -691,21 +717,36 @@ impl Lab {
 
     /// The files in the tenant's `.bak` folder: name → contents.
     pub fn bak(&self, tenant: &str) -> BTreeMap<String, Vec<u8>> {
-        let dir = self.drop_dir(tenant).join(".bak");
-        let Ok(entries) = fs::read_dir(&dir) else {
+        self.files_in(&self.drop_dir(tenant).join(".bak"))
+    }
+
+    /// The files in the tenant's `results/` folder: name → contents.
+    pub fn results(&self, tenant: &str) -> BTreeMap<String, Vec<u8>> {
+        self.files_in(&self.drop_dir(tenant).join("results"))
+    }
+
+    /// The files in `dir` (none when it does not exist): name → contents; sub-folders and
+    /// links are left out.
+    pub fn files_in(&self, dir: &Path) -> BTreeMap<String, Vec<u8>> {
+        let Ok(entries) = fs::read_dir(dir) else {
             return BTreeMap::new();
         };
         entries
             .map(|e| {
-                let e = e.expect("read .bak");
+                let e = e.expect("read a folder");
                 let name = e.file_name().to_string_lossy().into_owned();
-                let bytes = fs::read(e.path()).expect("read an archived file");
+                (name, e)
+            })
+            .filter(|(_, e)| e.file_type().is_ok_and(|t| t.is_file()))
+            .map(|(name, e)| {
+                let bytes = fs::read(e.path()).expect("read a file");
                 (name, bytes)
             })
             .collect()
     }
 
-    /// The names in the tenant's drop folder, `.bak` left out.
+    /// The names in the tenant's drop folder, the importer's own folders (`.bak`, `results`,
+    /// `preview`, `held`) left out.
     pub fn drop_entries(&self, tenant: &str) -> Vec<String> {
         let mut names: Vec<String> = fs::read_dir(self.drop_dir(tenant))
             .expect("read the drop folder")
@@ -715,7 +756,7 @@ impl Lab {
                     .to_string_lossy()
                     .into_owned()
             })
-            .filter(|n| n != ".bak")
+            .filter(|n| ![".bak", "results", "preview", "held"].contains(&n.as_str()))
             .collect();
         names.sort();
         names

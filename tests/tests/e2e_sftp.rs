@@ -162,7 +162,8 @@ fn sftp_uploads_are_imported_with_production_permissions() {
 
     // Links: a client cannot plant a `.bak` (or anything) that points elsewhere.
     local_file(&world, "note.txt", "not a roster\n");
-    world.sftp_ok(&a, "put note.txt");
+    // Hidden: an upload that is not a CSV file would be reported and set aside once settled.
+    world.sftp_ok(&a, "put note.txt .note");
     assert_refused(
         &world,
         &a,
@@ -174,12 +175,12 @@ fn sftp_uploads_are_imported_with_production_permissions() {
     assert_refused_with(
         &world,
         &a,
-        "ln note.txt .bak",
+        "ln .note .bak",
         "a .bak hard link",
         "Server does not support hardlink@openssh.com",
     );
-    assert_refused(&world, &a, "ln -s note.txt .bak", "a .bak symlink (ln -s)");
-    world.sftp_ok(&a, "rm note.txt");
+    assert_refused(&world, &a, "ln -s .note .bak", "a .bak symlink (ln -s)");
+    world.sftp_ok(&a, "rm .note");
     assert!(
         fs::symlink_metadata(a.drop_dir.join(".bak")).is_err(),
         "no .bak may exist after the refused links"
@@ -308,6 +309,37 @@ fn sftp_uploads_are_imported_with_production_permissions() {
         &a,
         "put note.txt /upload/.bak/note.csv",
         "a client writing into .bak",
+    );
+    // The results, through the client's own login: a summary and the failed rows, which the
+    // client may download and delete.
+    let listing = world.sftp_ok(&a, "ls -1 /upload/results");
+    for name in ["roster-summary.txt", "roster-failed.csv", "big-summary.txt"] {
+        assert!(
+            listing.lines().any(|l| l.trim().ends_with(name)),
+            "{name} in A's results/:\n{listing}"
+        );
+    }
+    world.sftp_ok(
+        &a,
+        "get /upload/results/roster-summary.txt summary.txt\nget /upload/results/roster-failed.csv failed.csv",
+    );
+    let summary = fs::read_to_string(world.client_dir.join("summary.txt")).expect("downloaded");
+    assert!(
+        summary.contains("roster.csv")
+            && summary.contains("line 3")
+            && summary.contains("not a valid e-mail address"),
+        "the summary names the file and the failed rows' reasons:\n{summary}"
+    );
+    let failed_csv = fs::read(world.client_dir.join("failed.csv")).expect("downloaded");
+    world.sftp_ok(&a, "rm /upload/results/big-summary.txt");
+    let results = a.drop_dir.join("results");
+    assert_eq!(
+        (
+            mode(&results) & 0o7777,
+            fs::metadata(&results).expect("results").gid()
+        ),
+        (0o2770, a.gid),
+        "results/ is the client's group's to read and clean"
     );
     let listing_b = world.sftp_ok(&b, "ls -1 .bak");
     assert!(
@@ -504,6 +536,11 @@ fn sftp_uploads_are_imported_with_production_permissions() {
     for id in ROSTER_BAD {
         assert!(csv.contains(id), "{id} is in the failure CSV:\n{csv}");
     }
+    assert_eq!(
+        String::from_utf8_lossy(&failed_csv),
+        csv,
+        "results/roster-failed.csv is the attachment"
+    );
     for id in ROSTER_GOOD {
         assert!(!csv.contains(id), "{id} is not in the failure CSV:\n{csv}");
     }

@@ -262,10 +262,20 @@ pub(crate) struct Sandbox {
 
 impl Sandbox {
     pub(crate) fn start(bins: &Bins, latency: &str, log: &Path) -> Result<Sandbox> {
+        Sandbox::start_with(bins, latency, log, &["--request-log-limit", "0"])
+    }
+
+    /// [`Sandbox::start`] with more arguments for the sandbox (they come last, so they win).
+    pub(crate) fn start_with(
+        bins: &Bins,
+        latency: &str,
+        log: &Path,
+        more: &[&str],
+    ) -> Result<Sandbox> {
         let mut child = Command::new(&bins.sandbox)
             .args(["--port", "0", "--token", TOKEN, "--latency", latency])
             .args(["--login-source", "OPSCOM", "--login-source", "SAML"])
-            .args(["--request-log-limit", "0"])
+            .args(more)
             .env("RUST_LOG", "warn")
             .stdin(Stdio::null())
             .stdout(Stdio::piped())
@@ -791,6 +801,17 @@ fn cell(out: &mut String, value: &str, force: bool) {
 
 /// Writes a CSV of `rows` valid users with ids `first_id..first_id + rows` (BOM, CRLF).
 pub(crate) fn write_csv(w: &mut impl Write, first_id: u64, rows: u64) -> Result<()> {
+    write_csv_changed(w, first_id, rows, |_| false)
+}
+
+/// [`write_csv`], with the users whose id `changed` says given another first name (` II`
+/// appended): the same export a day later, with those users edited.
+pub(crate) fn write_csv_changed(
+    w: &mut impl Write,
+    first_id: u64,
+    rows: u64,
+    changed: impl Fn(u64) -> bool,
+) -> Result<()> {
     w.write_all("\u{feff}".as_bytes())?;
     w.write_all(HEADER.as_bytes())?;
     w.write_all(b"\r\n")?;
@@ -838,6 +859,9 @@ pub(crate) fn write_csv(w: &mut impl Write, first_id: u64, rows: u64) -> Result<
         write!(unique_id, "{prefix}{id:08}")?;
         login_source.push_str(if rng.pct(20) { "SAML" } else { "OPSCOM" });
         first_name.push_str(first);
+        if changed(id) {
+            first_name.push_str(" II");
+        }
         last_name.push_str(last);
         write!(user_name, "{}{last_a}{id}", &first_a[..1])?;
         write!(email, "{first_a}.{last_a}.{id}@example.edu")?;

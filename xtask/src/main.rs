@@ -11,6 +11,7 @@
 //! The tidy checks (dependency rules between crates, `//!` headers) are `#[test]`s in `tidy.rs`, so
 //! plain `cargo test` runs them.
 
+mod bench_delta;
 mod bench_proc;
 mod bench_scrape;
 mod bench_service;
@@ -59,6 +60,8 @@ cargo xtask <command>
                  [--uploads N] [--idle-secs S] [--files 1000,2000,10000] [--timeout SECS] [--no-build]
                  many idle tenants (`once`; `run`: pickup latency, idle CPU) and many files in one
                  folder; slow (minutes), so only run when named, never by a bare `bench`
+  bench delta [--rows 100000,1000000] [--no-build]
+                 delta imports: the same file twice (no request), then with 1% of users edited
   fuzz [SECS]    run the read+map+validate fuzz target for SECS seconds (default 60; installs cargo-fuzz)
   e2e            only the end-to-end test through OpenSSH's sshd and sftp (as root; installs sshd)";
 
@@ -134,6 +137,7 @@ fn bench(rest: &[String]) -> Result<()> {
             "service" => return bench_service::run(more),
             "tenants" => return bench_tenants::run(more),
             "scrape" => return bench_scrape::run(more),
+            "delta" => return bench_delta::run(more),
             _ => {}
         }
     }
@@ -146,7 +150,7 @@ fn bench(rest: &[String]) -> Result<()> {
         .filter(|(name, ..)| rest.is_empty() || rest.iter().any(|r| r == name))
         .collect();
     if wanted.is_empty() {
-        bail!("unknown benchmark; choose from: csv, api, service, tenants, scrape");
+        bail!("unknown benchmark; choose from: csv, api, service, tenants, scrape, delta");
     }
     for (_, package, bench) in wanted {
         run(cargo().args(["bench", "-p", package, "--bench", bench]))?;

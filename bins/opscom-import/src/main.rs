@@ -14,6 +14,7 @@ use std::sync::Arc;
 use clap::{Parser, Subcommand, ValueEnum};
 use opscom_pipeline::Service;
 use opscom_pipeline::config::{Config, ConfigError};
+use opscom_pipeline::held::Action;
 use tokio::sync::watch;
 
 /// The command line; `ABOUT` opens `--help`.
@@ -78,6 +79,28 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
+    /// Imports a file held for approval (`hold_changed_percent`), as the client's
+    /// `NAME.approve` would: the service acts on its next pass. 0, 1 not held, 2 bad config.
+    Release {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The tenant.
+        tenant: String,
+        /// The held file's name (as in `status`).
+        file: String,
+    },
+    /// Drops a file held for approval into `.bak` without importing it, as the client's
+    /// `NAME.discard` would. 0, 1 not held, 2 bad config.
+    Discard {
+        /// The configuration file (TOML).
+        #[arg(long, short)]
+        config: PathBuf,
+        /// The tenant.
+        tenant: String,
+        /// The held file's name (as in `status`).
+        file: String,
+    },
     /// A tenant's last files from the records, newest first. 0, or 2 bad config or unknown tenant.
     History {
         /// The configuration file (TOML).
@@ -124,6 +147,16 @@ fn main() -> ExitCode {
             limit,
             json,
         } => status::history(&config, &tenant, limit, json),
+        Command::Release {
+            config,
+            tenant,
+            file,
+        } => status::held_request(&config, &tenant, &file, Action::Release),
+        Command::Discard {
+            config,
+            tenant,
+            file,
+        } => status::held_request(&config, &tenant, &file, Action::Discard),
     }
 }
 

@@ -4,6 +4,7 @@
 use std::path::Path;
 use std::process::ExitCode;
 
+use opscom_pipeline::held::{self, Action};
 use opscom_pipeline::status;
 
 use crate::exit;
@@ -34,6 +35,37 @@ pub fn history(config: &Path, tenant: &str, limit: usize, json: bool) -> ExitCod
         Err(e) => return unknown(&e),
     }
     ExitCode::SUCCESS
+}
+
+/// `release`/`discard --config C TENANT FILE`.
+pub fn held_request(config: &Path, tenant: &str, file: &str, action: Action) -> ExitCode {
+    let config = match status::load_config(config) {
+        Ok(c) => c,
+        Err(e) => return crate::config_failed(e),
+    };
+    match held::request(&config, tenant, file, action) {
+        Ok(path) => {
+            let what = match action {
+                Action::Release => "imported",
+                Action::Discard => "moved to .bak without being imported",
+            };
+            println!(
+                "{file} will be {what} by the next pass over {tenant} (within seconds while \
+                 `run` watches the folder); asked through {}",
+                path.display()
+            );
+            ExitCode::SUCCESS
+        }
+        Err(held::RequestError::UnknownTenant(e)) => unknown(&e),
+        Err(e @ held::RequestError::NotHeld { .. }) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::PROBLEMS)
+        }
+        Err(e) => {
+            eprintln!("error: {e}");
+            ExitCode::from(exit::CONFIG_OR_IO)
+        }
+    }
 }
 
 fn print_json(value: &impl serde::Serialize) {

@@ -306,6 +306,8 @@ pub struct RejectedReport {
     /// ([`fixed_file_name`]). Not attached when it would have to be cut to fit the attachment
     /// limit (the message then asks for the header to be corrected by hand).
     pub fixed_csv: Option<FailureCsv>,
+    /// The file was dropped in `preview/`: it would be rejected (nothing was imported anyway).
+    pub preview: bool,
 }
 
 /// A column name the importer does not accept, and the accepted names closest to it.
@@ -453,6 +455,9 @@ pub struct FolderProblemReport {
     pub problem: String,
     /// What the client should do.
     pub fix: String,
+    /// Whether imports wait until it is fixed (`.bak` not a folder), or go on (`results/` or
+    /// `preview/` not a folder: only that feature is off).
+    pub imports_paused: bool,
 }
 
 /// Every report a tenant can receive.
@@ -734,6 +739,7 @@ mod tests {
             excel_damage: true,
             header_fixes: Vec::new(),
             fixed_csv: None,
+            preview: false,
         });
         let a = compose(&report, &envelope(), "claim-1", &ComposeOptions::at(date())).unwrap();
         let later = ComposeOptions::at("2026-11-04T00:00:00Z".parse().unwrap());

@@ -63,7 +63,7 @@ pub(crate) fn mail_text(
         }
         Report::ImportDelayed(r) => (delayed_subject(r), delayed_body(r), None),
         Report::TokenRejected(r) => (token_subject(tenant), token_body(r, tenant), None),
-        Report::FolderProblem(r) => (folder_subject(tenant), folder_body(r), None),
+        Report::FolderProblem(r) => (folder_subject(r, tenant), folder_body(r), None),
         Report::Imported(r) => (imported_subject(r), imported_body(r), None),
         Report::Preview(r) => {
             let a = prepare_csv(
@@ -120,7 +120,7 @@ pub fn summary_text(report: &Report, handled_at: Timestamp) -> String {
         ),
         Report::ImportDelayed(r) => (None, delayed_subject(r), delayed_body(r)),
         Report::TokenRejected(r) => (None, token_subject(None), token_body(r, None)),
-        Report::FolderProblem(r) => (None, folder_subject(None), folder_body(r)),
+        Report::FolderProblem(r) => (None, folder_subject(r, None), folder_body(r)),
         Report::Imported(r) => (Some(&r.file_name), imported_subject(r), imported_body(r)),
         Report::Preview(r) => (
             Some(&r.file_name),
@@ -433,6 +433,12 @@ enum FixedNote<'a> {
 }
 
 fn rejected_subject(r: &RejectedReport) -> String {
+    if r.preview {
+        return format!(
+            "Preview of {}: the file would be rejected",
+            display_name(&r.file_name)
+        );
+    }
     format!(
         "{}: file rejected, no users imported",
         display_name(&r.file_name)
@@ -441,9 +447,16 @@ fn rejected_subject(r: &RejectedReport) -> String {
 
 fn rejected_body(r: &RejectedReport, fixed: FixedNote<'_>) -> String {
     let file = display_name(&r.file_name);
-    let mut b = format!(
-        "The file {file} was not imported: it was rejected as a whole, and no user in it was sent to OPSCOM.\n\n"
-    );
+    let mut b = if r.preview {
+        format!(
+            "This was a preview: nothing was sent to OPSCOM. Uploaded to the main folder, the file \
+             {file} would be rejected as a whole, and no user in it would be imported.\n\n"
+        )
+    } else {
+        format!(
+            "The file {file} was not imported: it was rejected as a whole, and no user in it was sent to OPSCOM.\n\n"
+        )
+    };
     match r.line {
         Some(line) => b.push_str(&format!("Problem (line {line}): {}\n", r.reason)),
         None => b.push_str(&format!("Problem: {}\n", r.reason)),
@@ -495,9 +508,10 @@ fn rejected_body(r: &RejectedReport, fixed: FixedNote<'_>) -> String {
             ),
         }
     }
+    let moved = if r.preview { "preview/.bak" } else { ".bak" };
     b.push_str(&format!(
         "\nWHAT TO DO NEXT\n\nFix the file and upload it again to the same folder. The rejected file \
-         was moved, unchanged, to the .bak folder inside your upload folder.\n\
+         was moved, unchanged, to the {moved} folder inside your upload folder.\n\
          If you edit the file in Excel, save it with File > Save As > \"{EXCEL_SAVE_AS}\".\n\n"
     ));
     if r.excel_damage {
@@ -804,7 +818,16 @@ fn delayed_body(r: &DelayedReport) -> String {
     b
 }
 
-fn folder_subject(tenant: Option<&str>) -> String {
+fn folder_subject(r: &FolderProblemReport, tenant: Option<&str>) -> String {
+    if !r.imports_paused {
+        return match tenant {
+            Some(t) => format!(
+                "Your upload folder for {} needs attention (imports go on)",
+                shorten(t, 80)
+            ),
+            None => "Your upload folder needs attention (imports go on)".to_owned(),
+        };
+    }
     match tenant {
         Some(t) => format!(
             "Import paused for {}: your upload folder needs attention",
@@ -815,6 +838,9 @@ fn folder_subject(tenant: Option<&str>) -> String {
 }
 
 fn folder_body(r: &FolderProblemReport) -> String {
+    if !r.imports_paused {
+        return format!("{}\n\nWHAT TO DO NEXT\n\n{}\n\n", r.problem, r.fix);
+    }
     format!(
         "{}\n\n\
          No file is imported until this is fixed. Your files are kept and will be imported \

@@ -47,6 +47,12 @@ pub struct Config {
     pub metrics: Option<MetricsSettings>,
     /// How `records.jsonl` is rotated and how long its rotated parts are kept.
     pub records: RecordsSettings,
+    /// `[mail] from`: the operator's sender address, used by tenants whose `from_mode` is
+    /// `"on_behalf"`. `None`: no tenant may use that mode.
+    pub mail_from: Option<String>,
+    /// `[mail] dkim_key_file`, `dkim_selector`, `dkim_domain`: every report is DKIM-signed in
+    /// process with this key. `None`: reports are not signed.
+    pub dkim: Option<DkimSettings>,
 }
 
 impl Config {
@@ -62,7 +68,21 @@ impl Config {
             operator: None,
             metrics: None,
             records: RecordsSettings::default(),
+            mail_from: None,
+            dkim: None,
         }
+    }
+
+    /// Sends reports of `on_behalf` tenants from `from` (`[mail] from`).
+    pub fn with_mail_from(mut self, from: impl Into<String>) -> Config {
+        self.mail_from = Some(from.into());
+        self
+    }
+
+    /// DKIM-signs every report with `dkim`.
+    pub fn with_dkim(mut self, dkim: DkimSettings) -> Config {
+        self.dkim = Some(dkim);
+        self
     }
 
     /// Scans every `schedule.interval`; takes files unchanged for `schedule.settle`.
@@ -89,6 +109,43 @@ impl Config {
         self
     }
 }
+
+/// DKIM signing of reports (the `dkim_*` keys of `[mail]`).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct DkimSettings {
+    /// The PEM private key (RSA or Ed25519), readable by the service only.
+    pub key_file: PathBuf,
+    /// The selector: the public key is published at `SELECTOR._domainkey.DOMAIN`.
+    pub selector: String,
+    /// The signing domain (`d=`).
+    pub domain: String,
+}
+
+/// Whose address a tenant's reports are sent from (`from_mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum FromMode {
+    /// `"own"` (the default): From and Reply-To are the tenant's `reply_to_admin_email`.
+    #[default]
+    Own,
+    /// `"on_behalf"`: From is `[mail] from` with the display name "NAME via OPSCOM", Reply-To
+    /// is the tenant's `reply_to_admin_email` (for a client domain that publishes DMARC
+    /// `p=reject`).
+    OnBehalf,
+}
+
+/// What a tenant's imports push (`mode`).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum ImportMode {
+    /// `"full"` (the default): every valid row is pushed.
+    #[default]
+    Full,
+    /// `"delta"`: a row whose values equal those the API last accepted for its `unique_id` is
+    /// not pushed again (see [`crate::delta`]).
+    Delta,
+}
+
+/// `full_every` when a tenant leaves it out: a delta tenant is pushed in full once a week.
+pub const DEFAULT_FULL_EVERY: Duration = Duration::from_secs(7 * 24 * 3600);
 
 /// The `[metrics]` table.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -207,6 +264,23 @@ pub struct Tenant {
     /// The client is expected to send a file at least this often (`expect_file_every`): the
     /// operator is alerted when none came for this long. `None`: no expectation.
     pub expect_file_every: Option<Duration>,
+    /// A file imported with no failure is reported by a short e-mail with its counts
+    /// (`notify_on_success`, default false). A file that was reported delayed is always
+    /// followed up, whatever this says.
+    pub notify_on_success: bool,
+    /// Whose address the reports are sent from (`from_mode`).
+    pub from_mode: FromMode,
+    /// How the client is named in an `on_behalf` sender ("Acme Parking via OPSCOM";
+    /// `display_name`, default the tenant's name).
+    pub display_name: Option<String>,
+    /// Full or delta imports (`mode`).
+    pub mode: ImportMode,
+    /// A delta tenant is pushed in full when its last full push is this old (`full_every`,
+    /// default [`DEFAULT_FULL_EVERY`]).
+    pub full_every: Duration,
+    /// A file that would change more than this percentage of the users already known is held
+    /// for the client's approval (`hold_changed_percent`). `None`: never held.
+    pub hold_changed_percent: Option<f64>,
 }
 
 impl Tenant {
@@ -234,7 +308,40 @@ impl Tenant {
             max_file_size: DEFAULT_MAX_FILE_SIZE,
             bak_retention: None,
             expect_file_every: None,
+            notify_on_success: false,
+            from_mode: FromMode::Own,
+            display_name: None,
+            mode: ImportMode::Full,
+            full_every: DEFAULT_FULL_EVERY,
+            hold_changed_percent: None,
         }
+    }
+
+    /// E-mails a short report with the counts when a file imports with no failure.
+    pub fn with_notify_on_success(mut self, notify: bool) -> Tenant {
+        self.notify_on_success = notify;
+        self
+    }
+
+    /// Sends the reports from the operator's address on the client's behalf (`name` as the
+    /// display name, "NAME via OPSCOM"), or from the client's own.
+    pub fn with_from_mode(mut self, mode: FromMode, display_name: Option<String>) -> Tenant {
+        self.from_mode = mode;
+        self.display_name = display_name;
+        self
+    }
+
+    /// Pushes only new and changed rows ([`ImportMode::Delta`]), in full every `full_every`.
+    pub fn with_mode(mut self, mode: ImportMode, full_every: Duration) -> Tenant {
+        self.mode = mode;
+        self.full_every = full_every;
+        self
+    }
+
+    /// Holds a file that would change more than `percent` % of the known users.
+    pub fn with_hold_changed_percent(mut self, percent: f64) -> Tenant {
+        self.hold_changed_percent = Some(percent);
+        self
     }
 
     /// Reaches the OPSCOM API through the service's HTTP client with `api`.
@@ -446,7 +553,17 @@ const METRICS_KEYS: &[&str] = &["listen"];
 const OPERATOR_KEYS: &[&str] = &["email", "from", "alert_after"];
 const SCHEDULE_KEYS: &[&str] = &["interval", "settle"];
 const RECORDS_KEYS: &[&str] = &["rotate_size", "retention"];
-const MAIL_KEYS: &[&str] = &["smtp_url", "smtp_password_env", "outbox_dir"];
+const MAIL_KEYS: &[&str] = &[
+    "smtp_url",
+    "smtp_password_env",
+    "outbox_dir",
+    "from",
+    "dkim_key_file",
+    "dkim_selector",
+    "dkim_domain",
+];
+/// The DKIM keys of `[mail]`, given all three or none.
+const DKIM_KEYS: &[&str] = &["dkim_key_file", "dkim_selector", "dkim_domain"];
 const TENANT_KEYS: &[&str] = &[
     "name",
     "drop_dir",
@@ -463,6 +580,12 @@ const TENANT_KEYS: &[&str] = &[
     "api_retry_budget",
     "bak_retention",
     "expect_file_every",
+    "notify_on_success",
+    "from_mode",
+    "display_name",
+    "mode",
+    "full_every",
+    "hold_changed_percent",
 ];
 /// The three ways to give a tenant's token, of which exactly one is used.
 const TOKEN_KEYS: &[&str] = &["api_token_env", "api_token_file", "api_token"];
@@ -481,7 +604,7 @@ fn check(
         .required_string(problems, "state_dir")
         .map(|dir| (absolute(base, dir), top.place("state_dir")));
     let schedule = check_schedule(top.table(problems, "schedule"), problems);
-    let (mail, outbox_place) = check_mail(&top, base, env, problems);
+    let (mail, outbox_place, (mail_from, dkim)) = check_mail(&top, base, env, problems);
     let records = check_records(top.table(problems, "records"), problems);
     let state = state_dir.as_ref().map(|(dir, _)| dir.as_path());
     let (tenants, folders) = check_tenants(&top, state, base, env, problems);
@@ -495,6 +618,20 @@ fn check(
         .as_ref()
         .map(|(dir, place)| (dir.as_path(), place));
     check_overlaps(state, outbox, &folders, problems);
+    if mail_from.is_none()
+        && let Some(i) = tenants
+            .iter()
+            .position(|t| t.from_mode == FromMode::OnBehalf)
+    {
+        let place = Place {
+            key: format!("tenant[{}].from_mode", tenants[i].name),
+            at: None,
+        };
+        problems.add(
+            &place,
+            "\"on_behalf\" sends from the operator's address: add `from = \"imports@…\"` to [mail]",
+        );
+    }
     Config {
         state_dir: state_dir.map(|(dir, _)| dir).unwrap_or_default(),
         schedule,
@@ -503,7 +640,72 @@ fn check(
         operator,
         records,
         metrics,
+        mail_from,
+        dkim,
     }
+}
+
+/// `[mail] from` and the DKIM keys (the transport is checked by [`check_mail`]).
+fn check_sender(t: &Table<'_, '_>, base: &Path, problems: &mut Problems<'_>) -> Sender {
+    let from = t.has("from").then(|| address(t, problems, "from"));
+    let given: Vec<&str> = DKIM_KEYS.iter().copied().filter(|k| t.has(k)).collect();
+    let dkim = match given.len() {
+        0 => None,
+        3 => {
+            let key_file = t
+                .string(problems, "dkim_key_file")
+                .map(|f| absolute(base, f));
+            let selector = t.string(problems, "dkim_selector").map(str::trim);
+            let domain = t.string(problems, "dkim_domain").map(str::trim);
+            if let Some(file) = &key_file
+                && let Err(e) = std::fs::metadata(file)
+            {
+                t.problem(
+                    problems,
+                    "dkim_key_file",
+                    format!("cannot read {}: {e}", file.display()),
+                );
+            }
+            if selector.is_some_and(|s| s.is_empty() || s.contains(char::is_whitespace)) {
+                t.problem(
+                    problems,
+                    "dkim_selector",
+                    "must be a DNS label like \"opscom1\"",
+                );
+            }
+            if domain.is_some_and(|d| !d.contains('.') || d.contains(char::is_whitespace)) {
+                t.problem(
+                    problems,
+                    "dkim_domain",
+                    "must be a domain like \"opscom.example\"",
+                );
+            }
+            match (key_file, selector, domain) {
+                (Some(key_file), Some(selector), Some(domain)) => Some(DkimSettings {
+                    key_file,
+                    selector: selector.to_owned(),
+                    domain: domain.to_owned(),
+                }),
+                _ => None,
+            }
+        }
+        _ => {
+            let missing: Vec<&str> = DKIM_KEYS
+                .iter()
+                .copied()
+                .filter(|k| !given.contains(k))
+                .collect();
+            problems.add(
+                &t.whole(),
+                format!(
+                    "DKIM signing needs dkim_key_file, dkim_selector and dkim_domain together: add {}",
+                    missing.join(" and ")
+                ),
+            );
+            None
+        }
+    };
+    (from, dkim)
 }
 
 /// The `[metrics]` table: `None` when it is absent (no listener) or unusable (reported).
@@ -586,14 +788,17 @@ fn check_records(table: Option<Table<'_, '_>>, problems: &mut Problems<'_>) -> R
     records
 }
 
-/// The `[mail]` table, and where `outbox_dir` is written when it is the transport (for the
-/// overlap checks).
+/// `[mail] from` and the DKIM settings.
+type Sender = (Option<String>, Option<DkimSettings>);
+
+/// The `[mail]` table, where `outbox_dir` is written when it is the transport (for the
+/// overlap checks), and the sender settings.
 fn check_mail(
     top: &Table<'_, '_>,
     base: &Path,
     env: &dyn Environment,
     problems: &mut Problems<'_>,
-) -> (MailSettings, Option<Place>) {
+) -> (MailSettings, Option<Place>, Sender) {
     let unusable = || MailSettings::Outbox {
         dir: PathBuf::new(),
     };
@@ -608,10 +813,11 @@ fn check_mail(
                 "is missing: add a [mail] table with smtp_url (or outbox_dir to write .eml files)",
             );
         }
-        return (unusable(), None);
+        return (unusable(), None, (None, None));
     };
     t.unknown_keys(problems, MAIL_KEYS, "[mail]");
-    match (t.has("smtp_url"), t.has("outbox_dir")) {
+    let sender = check_sender(&t, base, problems);
+    let (settings, place) = match (t.has("smtp_url"), t.has("outbox_dir")) {
         (true, false) => (check_smtp(&t, env, problems), None),
         (false, true) => match t.string(problems, "outbox_dir") {
             Some(dir) => (
@@ -633,7 +839,8 @@ fn check_mail(
             );
             (unusable(), None)
         }
-    }
+    };
+    (settings, place, sender)
 }
 
 /// The SMTP transport of `[mail]`: its URL and the password from `smtp_password_env`.
@@ -783,6 +990,12 @@ fn check_tenant(
         max_file_size,
         bak_retention: bak_retention(t, problems),
         expect_file_every: expect_file_every(t, problems),
+        notify_on_success: t.boolean(problems, "notify_on_success").unwrap_or(false),
+        from_mode: from_mode(t, problems),
+        display_name: display_name(t, problems),
+        mode: import_mode(t, problems),
+        full_every: full_every(t, problems),
+        hold_changed_percent: hold_changed_percent(t, problems),
     };
     let folders = Folders {
         who,
@@ -988,6 +1201,78 @@ fn bak_retention(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Option<Durat
         );
     }
     Some(retention)
+}
+
+/// `from_mode`: `"own"` (the default) or `"on_behalf"`.
+fn from_mode(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> FromMode {
+    match t.string(problems, "from_mode").map(str::trim) {
+        None | Some("own") => FromMode::Own,
+        Some("on_behalf") => FromMode::OnBehalf,
+        Some(other) => {
+            t.problem(
+                problems,
+                "from_mode",
+                format!("`{other}` is not \"own\" or \"on_behalf\""),
+            );
+            FromMode::Own
+        }
+    }
+}
+
+/// `display_name`: one line of at most 64 characters.
+fn display_name(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Option<String> {
+    let name = t.string(problems, "display_name")?.trim();
+    if name.is_empty() || name.chars().count() > 64 || name.contains(char::is_control) {
+        t.problem(
+            problems,
+            "display_name",
+            "must be one line of 1-64 characters, like \"Acme Parking\"",
+        );
+        return None;
+    }
+    Some(name.to_owned())
+}
+
+/// `mode`: `"full"` (the default) or `"delta"`.
+fn import_mode(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> ImportMode {
+    match t.string(problems, "mode").map(str::trim) {
+        None | Some("full") => ImportMode::Full,
+        Some("delta") => ImportMode::Delta,
+        Some(other) => {
+            t.problem(
+                problems,
+                "mode",
+                format!("`{other}` is not \"full\" or \"delta\""),
+            );
+            ImportMode::Full
+        }
+    }
+}
+
+/// `full_every`: longer than zero; [`DEFAULT_FULL_EVERY`] when left out.
+fn full_every(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Duration {
+    match duration(t, problems, "full_every", "\"7d\"") {
+        Some(d) if d.is_zero() => {
+            t.problem(problems, "full_every", "must be longer than zero");
+            DEFAULT_FULL_EVERY
+        }
+        Some(d) => d,
+        None => DEFAULT_FULL_EVERY,
+    }
+}
+
+/// `hold_changed_percent`: a percentage above 0 and at most 100.
+fn hold_changed_percent(t: &Table<'_, '_>, problems: &mut Problems<'_>) -> Option<f64> {
+    let percent = t.number(problems, "hold_changed_percent")?;
+    if !(percent > 0.0 && percent <= 100.0) {
+        t.problem(
+            problems,
+            "hold_changed_percent",
+            format!("{percent} is not a percentage above 0 and at most 100, like 20"),
+        );
+        return None;
+    }
+    Some(percent)
 }
 
 /// A duration like `example` at `key`: `None` when it is absent or unusable (reported).

@@ -20,14 +20,20 @@ use futures_util::StreamExt;
 use futures_util::stream::FuturesUnordered;
 use opscom_api::{PushApi, PushOutcome, UserRecord};
 use opscom_csv::{FileError, ImportFile, ReadOptions, RowOutcome};
-use opscom_mail::{FailureCsvWriter, FailureSummary};
+use opscom_mail::{
+    ChangeCounts, FailureCsv, FailureCsvWriter, FailureReport, FailureSummary, HeaderSuggestion,
+    HeldReport, ImportedReport, PreviewReport, RejectedReport, Report,
+};
 use opscom_scheduler::{ClaimedFile, DropFolder};
 use tokio::sync::{mpsc, watch};
 use tracing::{info, warn};
 
+use crate::config::ImportMode;
+use crate::delta::{Change, DigestStore, RowDigest};
 use crate::journal::{Journal, Mark, Snapshot};
 use crate::record::{FileRecord, Outcome};
 use crate::report::{self, ReportSink};
+use crate::results;
 
 /// Why a file was kept for a later pass.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -112,11 +118,24 @@ pub enum FileOutcome {
     },
 }
 
+/// Whether a file is imported or only checked.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum FileKind {
+    /// Dropped in the tenant's folder: imported.
+    Import,
+    /// Dropped in `preview/`: checked as an import would be, and nothing is pushed.
+    Preview,
+}
+
 /// What processing a file needs from its tenant.
 #[derive(Debug)]
 pub(crate) struct FileContext<'a, A: ?Sized> {
     pub tenant: &'a crate::config::Tenant,
+    /// Where the claimed file lives: the tenant's drop folder, or its `preview/`.
     pub folder: &'a DropFolder,
+    /// The tenant's drop folder, where `results/` is.
+    pub home: &'a DropFolder,
+    pub kind: FileKind,
     pub api: &'a Arc<A>,
     pub reports: &'a ReportSink,
     pub records: &'a crate::record::Records,
@@ -158,22 +177,88 @@ fn change_age(meta: &std::fs::Metadata, now: SystemTime) -> Duration {
     now.duration_since(changed).unwrap_or(Duration::ZERO)
 }
 
-/// Paths of a claim's working files in the tenant's work folder.
+/// Paths of a claim's working files in the tenant's work folder. Each is named `CLAIM.…`, so
+/// that a pass finds the files of claims that are gone.
 pub(crate) struct WorkFiles {
     pub journal: PathBuf,
     pub report: PathBuf,
+    /// The client's file with its header line corrected (`NAME-fixed.csv`).
+    pub fixed: PathBuf,
     /// The reason of the last deferral recorded for the claim.
     pub deferred: PathBuf,
+    /// Present once the client was told that this file is delayed: its import is followed up.
+    pub delayed: PathBuf,
 }
 
 impl WorkFiles {
     pub fn new(work_dir: &std::path::Path, claim_id: &str) -> WorkFiles {
+        let journal = work_dir.join("journal");
+        let reports = work_dir.join("reports");
         WorkFiles {
-            journal: work_dir.join("journal").join(format!("{claim_id}.jsonl")),
-            report: work_dir.join("reports").join(format!("{claim_id}.csv")),
-            deferred: work_dir
-                .join("journal")
-                .join(format!("{claim_id}.deferred")),
+            journal: journal.join(format!("{claim_id}.jsonl")),
+            report: reports.join(format!("{claim_id}.csv")),
+            fixed: reports.join(format!("{claim_id}.fixed.csv")),
+            deferred: journal.join(format!("{claim_id}.deferred")),
+            delayed: journal.join(format!("{claim_id}.delayed")),
+        }
+    }
+
+    /// Every work file, the journal last (while it exists, a pass knows others may be left).
+    fn all(&self) -> [&Path; 5] {
+        [
+            &self.report,
+            &self.fixed,
+            &self.deferred,
+            &self.delayed,
+            &self.journal,
+        ]
+    }
+}
+
+/// The state file that says the held file with inode `ino` was released by its client or the
+/// operator: it is imported without being held again.
+pub(crate) fn approved_state(ino: u64) -> String {
+    format!("approved-{ino}")
+}
+
+/// Whether a file name asks for a full push whatever the tenant's mode (`roster.full.csv`).
+fn is_full_name(name: &str) -> bool {
+    name.len() > 9
+        && name.is_char_boundary(name.len() - 9)
+        && name[name.len() - 9..].eq_ignore_ascii_case(".full.csv")
+}
+
+/// How a file is pushed against the tenant's delta state (see [`crate::delta`]).
+struct DeltaPlan {
+    /// The digests the API last accepted, by `unique_id`.
+    store: DigestStore,
+    /// Rows whose digest is unchanged are not sent (`mode = "delta"`, and no full push due).
+    skip_unchanged: bool,
+    /// Every row is pushed: the state's last full push is renewed when the file is committed.
+    full: bool,
+    path: PathBuf,
+}
+
+impl DeltaPlan {
+    fn load(tenant: &crate::config::Tenant, file_name: &str, now: SystemTime) -> DeltaPlan {
+        let path = tenant.work_dir.join(crate::delta::STATE_FILE);
+        let loaded = DigestStore::load(&path, &tenant.name);
+        if let Some(reason) = &loaded.fallback {
+            warn!(tenant = %tenant.name, file = %file_name, reason = %reason, "the delta state cannot be used: this file is pushed in full");
+        }
+        let due = match loaded.store.last_full_push() {
+            Some(at) => now.duration_since(at).unwrap_or(Duration::ZERO) >= tenant.full_every,
+            None => true,
+        };
+        let full = tenant.mode == ImportMode::Full
+            || is_full_name(file_name)
+            || loaded.fallback.is_some()
+            || due;
+        DeltaPlan {
+            store: loaded.store,
+            skip_unchanged: !full,
+            full,
+            path,
         }
     }
 }
@@ -190,6 +275,7 @@ pub(crate) async fn process<A: PushApi + ?Sized + 'static>(
         started,
         ok: 0,
         failed: 0,
+        unchanged: 0,
         api_reached: false,
     };
     let result = job.run().await;
@@ -202,6 +288,8 @@ struct Job<'a, 'c, A: ?Sized> {
     started: Instant,
     ok: u64,
     failed: u64,
+    /// Rows not sent: the API already holds their values.
+    unchanged: u64,
     api_reached: bool,
 }
 
@@ -229,9 +317,10 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             tenant: self.cx.tenant.name.clone(),
             file: self.claimed.original_name().to_owned(),
             claim: self.claimed.id().to_owned(),
-            rows_total: self.ok + self.failed,
+            rows_total: self.ok + self.failed + self.unchanged,
             rows_ok: self.ok,
             rows_failed: self.failed,
+            rows_unchanged: self.unchanged,
             outcome,
             reason,
             archived_as: None,
@@ -295,16 +384,21 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         let (mut journal, resume) = Journal::open(&work.journal, snapshot)?;
         self.ok = resume.ok;
         self.failed = resume.failed;
+        self.unchanged = resume.unchanged;
 
         let opts = ReadOptions::default().max_file_bytes(Some(cx.tenant.max_file_size));
+        let plan = Arc::new(DeltaPlan::load(cx.tenant, self.name(), cx.now));
 
-        // Pass 1: the whole file is read and validated before any API call.
+        // Pass 1: the whole file is read and validated before any API call, and its rows are
+        // compared with what the API last accepted.
         let name = self.name().to_owned();
-        let (pass1_file, pass1_opts) = (file, opts.clone());
-        let pass1 = tokio::task::spawn_blocking(move || check_file(pass1_file, &name, &pass1_opts))
-            .await
-            .map_err(|e| DeferReason::Io(e.to_string()))?;
-        let header = match pass1 {
+        let (pass1_file, pass1_opts, pass1_plan) = (file, opts.clone(), Arc::clone(&plan));
+        let pass1 = tokio::task::spawn_blocking(move || {
+            check_file(pass1_file, &name, &pass1_opts, &pass1_plan.store)
+        })
+        .await
+        .map_err(|e| DeferReason::Io(e.to_string()))?;
+        let check = match pass1 {
             Ok(check) => {
                 if check.cut_off && change_age(&meta, cx.now) < cut_off_grace(cx.settle) {
                     return Err(DeferReason::CutOff);
@@ -312,7 +406,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                 self.cx
                     .progress
                     .file_started(self.claimed.original_name(), check.rows);
-                check.header
+                check
             }
             Err(e) => match e.kind() {
                 // A quote still open at the end of a young file: an upload cut off mid-value.
@@ -330,11 +424,16 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             },
         };
 
+        let started = resume.ok + resume.failed + resume.unchanged > 0;
+        if !started && self.must_hold(&check, &plan)? {
+            return self.hold(&mut journal, &resume.marks, &check, &plan);
+        }
+
         // Pass 2: push the valid rows, report the invalid ones, journal each as it finishes.
-        let mut report = ReportFile::open(&work.report, &header, resume.report_len)?;
+        let mut report = ReportFile::open(&work.report, &check.header, resume.report_len)?;
         if !resume.marks.contains(&Mark::ReportSpooled) {
             let stop = self
-                .push_rows(&mut journal, &mut report, &resume.done, &opts)
+                .push_rows(&mut journal, &mut report, &resume.done, &opts, &plan)
                 .await?;
             if let Some(reason) = stop {
                 return Err(reason);
@@ -346,36 +445,219 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         }
         let report_path = report.finish()?;
 
-        let outcome = if self.failed == 0 {
-            Outcome::Imported
-        } else {
-            Outcome::ImportedWithFailures
+        let outcome = match (self.cx.kind, self.failed) {
+            (FileKind::Preview, _) => Outcome::Previewed,
+            (FileKind::Import, 0) => Outcome::Imported,
+            (FileKind::Import, _) => Outcome::ImportedWithFailures,
+        };
+        let summary = self.failure_summary(&journal)?;
+        let failed_csv = (self.failed > 0).then_some(report_path.as_path());
+        let after_delay = work.delayed.exists();
+        let counts = Counts {
+            total: self.ok + self.failed + self.unchanged,
+            ok: self.ok,
+            failed: self.failed,
+            unchanged: self.unchanged,
+        };
+        let report = match self.cx.kind {
+            FileKind::Preview => Report::Preview(PreviewReport {
+                file_name: self.name().to_owned(),
+                rows_total: counts.total,
+                rows_would_send: counts.ok,
+                rows_failed: counts.failed,
+                summary,
+                failure_csv: failed_csv.map(FailureCsv::from),
+                change: Some(check.changes),
+            }),
+            FileKind::Import if self.failed > 0 => Report::Failures(FailureReport {
+                file_name: self.name().to_owned(),
+                rows_total: counts.total,
+                rows_ok: counts.ok,
+                rows_failed: counts.failed,
+                rows_unchanged: counts.unchanged,
+                after_delay,
+                summary,
+                failure_csv: failed_csv.map(FailureCsv::from),
+            }),
+            FileKind::Import => Report::Imported(ImportedReport {
+                file_name: self.name().to_owned(),
+                rows_total: counts.total,
+                rows_sent: counts.ok,
+                rows_unchanged: counts.unchanged,
+                after_delay,
+            }),
+        };
+        // A preview and a failure are always told; a success when asked, or after a delay.
+        let mail = match &report {
+            Report::Imported(_) => self.cx.tenant.notify_on_success || after_delay,
+            _ => true,
         };
         if !resume.marks.contains(&Mark::ReportSpooled) {
-            if self.failed > 0 {
-                let mut summary = FailureSummary::new();
-                journal.for_each_failure(|f| {
-                    if let Some(sign) = &f.excel_sign {
-                        summary.note_excel_damage(sign);
-                    }
-                    summary.add(&f.category, f.line, &f.reason);
-                })?;
+            if mail {
                 self.cx
                     .reports
-                    .failures(
-                        self.claimed.id(),
-                        self.claimed.original_name(),
-                        self.ok + self.failed,
-                        self.ok,
-                        &summary,
-                        &report_path,
-                        self.cx.now,
-                    )
+                    .hold(&report, self.claimed.id(), self.cx.now)
                     .map_err(|e| DeferReason::Io(e.to_string()))?;
             }
             journal.mark(Mark::ReportSpooled)?;
         }
+        self.write_results(&mut journal, &resume.marks, &report, failed_csv, None)?;
+        if self.cx.kind == FileKind::Import {
+            self.save_digests(&journal, plan);
+        }
         self.commit(&mut journal, &resume.marks, outcome, None)
+    }
+
+    /// The failed rows' reasons, read back from the journal.
+    fn failure_summary(&self, journal: &Journal) -> Result<FailureSummary, DeferReason> {
+        let mut summary = FailureSummary::new();
+        if self.failed > 0 {
+            journal.for_each_failure(|f| {
+                if let Some(sign) = &f.excel_sign {
+                    summary.note_excel_damage(sign);
+                }
+                summary.add(&f.category, f.line, &f.reason);
+            })?;
+        }
+        Ok(summary)
+    }
+
+    /// Whether the file would change more of the known users than the tenant allows: then it
+    /// is held for approval, unless it was released.
+    fn must_hold(&self, check: &Check, plan: &DeltaPlan) -> Result<bool, DeferReason> {
+        let Some(limit) = self.cx.tenant.hold_changed_percent else {
+            return Ok(false);
+        };
+        if self.cx.kind != FileKind::Import {
+            return Ok(false);
+        }
+        let known = plan.store.len() as u64;
+        let changed = check.changes.changed;
+        if known == 0 || (changed as f64) * 100.0 <= limit * known as f64 {
+            return Ok(false);
+        }
+        let approved = self
+            .cx
+            .folder
+            .read_state(&approved_state(self.claimed.ino()))?
+            .is_some();
+        if approved {
+            info!(tenant = %self.cx.tenant.name, file = %self.name(), changed, known, "file released by its client or the operator: imported although it changes many users");
+        }
+        Ok(!approved)
+    }
+
+    /// Holds the file in `held/` for the client's approval: reported (to the client, and to
+    /// the operator when there is one), recorded, moved; no row is pushed.
+    fn hold(
+        &mut self,
+        journal: &mut Journal,
+        marks: &std::collections::BTreeSet<Mark>,
+        check: &Check,
+        plan: &DeltaPlan,
+    ) -> Result<End, DeferReason> {
+        let known = plan.store.len() as u64;
+        let changed = check.changes.changed;
+        let limit = self.cx.tenant.hold_changed_percent.unwrap_or(100.0);
+        info!(tenant = %self.cx.tenant.name, file = %self.name(), changed, known, limit, "file held: it would change more users than allowed");
+        // The uploads that wait behind it, for the e-mail.
+        let waiting = self
+            .cx
+            .folder
+            .scan(self.cx.now, Duration::ZERO)
+            .map(|s| s.ready.into_iter().map(|c| c.name).collect())
+            .unwrap_or_default();
+        let report = Report::Held(HeldReport {
+            file_name: self.name().to_owned(),
+            would_change: changed,
+            known_users: known,
+            percent_limit: limit,
+            examples: check.examples.clone(),
+            held_as: self.name().to_owned(),
+            files_waiting: waiting,
+        });
+        if !marks.contains(&Mark::ReportSpooled) {
+            let reports = self.cx.reports;
+            reports
+                .hold(&report, self.claimed.id(), self.cx.now)
+                .and_then(|()| {
+                    reports.to_operator(
+                        &report,
+                        &format!("held-{}", self.claimed.id()),
+                        self.cx.now,
+                    )
+                })
+                .map_err(|e| DeferReason::Io(e.to_string()))?;
+            journal.mark(Mark::ReportSpooled)?;
+        }
+        self.write_results(journal, marks, &report, None, None)?;
+        let reason = format!(
+            "held: it would change {changed} of the {known} known users, more than {limit}%"
+        );
+        let (folder, claimed, now) = (self.cx.folder, self.claimed, self.cx.now);
+        self.commit_with(journal, marks, Outcome::Held, Some(reason), || {
+            folder.hold(claimed, now).map(|name| format!("held/{name}"))
+        })
+    }
+
+    /// Writes `results/NAME-summary.txt` (and the failure CSV and the corrected file, when
+    /// there are) once per file. A results folder that cannot be written is the client's to
+    /// fix, told once; it never blocks or repeats an import.
+    fn write_results(
+        &self,
+        journal: &mut Journal,
+        marks: &std::collections::BTreeSet<Mark>,
+        report: &Report,
+        failed_csv: Option<&Path>,
+        fixed_csv: Option<&Path>,
+    ) -> Result<(), DeferReason> {
+        if marks.contains(&Mark::ResultsWritten) {
+            return Ok(());
+        }
+        let files = results::ResultFiles {
+            file_name: self.name(),
+            report,
+            failed_csv,
+            fixed_csv,
+        };
+        results::write(
+            self.cx.home,
+            self.cx.reports,
+            &self.cx.tenant.name,
+            &files,
+            self.cx.now,
+        );
+        journal.mark(Mark::ResultsWritten)?;
+        Ok(())
+    }
+
+    /// Merges the digests of the rows the API accepted into the tenant's delta state. A state
+    /// that cannot be written costs pushes later (those rows count as changed), never a row.
+    fn save_digests(&self, journal: &Journal, plan: Arc<DeltaPlan>) {
+        let plan = match Arc::try_unwrap(plan) {
+            Ok(plan) => plan,
+            Err(_) => return, // still shared: cannot happen once pass 1 is over
+        };
+        let DeltaPlan {
+            mut store,
+            full,
+            path,
+            ..
+        } = plan;
+        let mut confirmed = Vec::new();
+        if let Err(e) =
+            journal.for_each_confirmed(|[id, value]| confirmed.push(RowDigest { id, value }))
+        {
+            warn!(tenant = %self.cx.tenant.name, error = %e, "cannot read the journal's pushed rows: the delta state is not updated");
+            return;
+        }
+        store.merge(confirmed);
+        if full {
+            store.mark_full_push(self.cx.now);
+        }
+        if let Err(e) = store.save(&path, &self.cx.tenant.name) {
+            warn!(tenant = %self.cx.tenant.name, error = %e, path = %path.display(), "cannot save the delta state: the next import pushes these rows again");
+        }
     }
 
     /// A file rejected whole: reported, recorded, archived; no row is pushed.
@@ -388,24 +670,72 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         info!(tenant = %self.cx.tenant.name, file = %self.name(), reason = %rejection, "file rejected");
         self.ok = 0;
         self.failed = 0;
+        self.unchanged = 0;
+        let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
+        let fixed = self.fixed_copy(&rejection, &work.fixed).await;
+        let report = Report::Rejected(RejectedReport {
+            file_name: self.name().to_owned(),
+            reason: rejection.reason.clone(),
+            fix: Some(rejection.fix.clone()),
+            line: rejection.line,
+            excel_damage: rejection.kind.looks_like_excel_damage(),
+            header_fixes: rejection
+                .headers
+                .iter()
+                .map(|h| HeaderSuggestion {
+                    given: h.given.clone(),
+                    closest: h.closest.iter().map(|c| (*c).to_owned()).collect(),
+                })
+                .collect(),
+            fixed_csv: fixed.clone().map(FailureCsv::from),
+            preview: self.cx.kind == FileKind::Preview,
+        });
         if !marks.contains(&Mark::ReportSpooled) {
             self.cx
                 .reports
-                .rejected(
-                    self.claimed.id(),
-                    self.claimed.original_name(),
-                    &rejection,
-                    self.cx.now,
-                )
+                .hold(&report, self.claimed.id(), self.cx.now)
                 .map_err(|e| DeferReason::Io(e.to_string()))?;
             journal.mark(Mark::ReportSpooled)?;
         }
+        self.write_results(journal, marks, &report, None, fixed.as_deref())?;
         self.commit(
             journal,
             marks,
             Outcome::Rejected,
             Some(rejection.to_string()),
         )
+    }
+
+    /// When every unknown header has exactly one accepted name that differs only in case,
+    /// spaces, dashes or underscores, the client's file with only its header line corrected,
+    /// written to `path` (`NAME-fixed.csv`); `None` otherwise, or when it cannot be written.
+    async fn fixed_copy(&self, rejection: &opscom_csv::Rejection, path: &Path) -> Option<PathBuf> {
+        let fixes = rejection.header_fixes()?.to_vec();
+        let input = self.claimed.open(self.cx.folder).ok()?;
+        let out = path.to_owned();
+        let written = tokio::task::spawn_blocking(move || -> io::Result<()> {
+            if let Some(dir) = out.parent() {
+                crate::private::create_dir_all_private(dir)?;
+            }
+            let file = OpenOptions::new()
+                .create(true)
+                .truncate(true)
+                .write(true)
+                .mode(0o600)
+                .open(&out)?;
+            let mut writer = io::BufWriter::new(file);
+            opscom_csv::fixed_header_copy(input, &mut writer, &fixes)?;
+            writer.into_inner().map_err(|e| e.into_error())?.sync_data()
+        })
+        .await;
+        match written {
+            Ok(Ok(())) => Some(path.to_owned()),
+            Ok(Err(e)) => {
+                warn!(tenant = %self.cx.tenant.name, file = %self.name(), error = %e, "cannot write the corrected copy of a rejected file");
+                None
+            }
+            Err(_) => None,
+        }
     }
 
     /// Record, then archive (the commit point).
@@ -416,17 +746,29 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         outcome: Outcome,
         reason: Option<String>,
     ) -> Result<End, DeferReason> {
+        let (folder, claimed, now) = (self.cx.folder, self.claimed, self.cx.now);
+        self.commit_with(journal, marks, outcome, reason, || {
+            folder.archive(claimed, now)
+        })
+    }
+
+    /// Record, then `place` the file (into `.bak` or `held/`: the commit point), then let its
+    /// report go and remove its work files.
+    fn commit_with(
+        &mut self,
+        journal: &mut Journal,
+        marks: &std::collections::BTreeSet<Mark>,
+        outcome: Outcome,
+        reason: Option<String>,
+        place: impl FnOnce() -> Result<String, opscom_scheduler::FolderError>,
+    ) -> Result<End, DeferReason> {
         if !marks.contains(&Mark::Recorded) {
             self.cx
                 .records
                 .append(&self.record(outcome, reason.clone()), self.cx.now)?;
             journal.mark(Mark::Recorded)?;
         }
-        let archived_as = self
-            .cx
-            .folder
-            .archive(self.claimed, self.cx.now)
-            .map_err(|e| DeferReason::Io(e.to_string()))?;
+        let archived_as = place().map_err(|e| DeferReason::Io(e.to_string()))?;
         // Committed: its report (if any) may go. Should this fail, the next pass releases it.
         if let Err(e) = self.cx.reports.release(self.claimed.id()) {
             warn!(tenant = %self.cx.tenant.name, error = %e, "cannot release a report; the next pass will");
@@ -435,13 +777,19 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             tenant = %self.cx.tenant.name,
             file = %self.name(),
             archived_as = %archived_as,
+            outcome = %outcome,
             rows_ok = self.ok,
             rows_failed = self.failed,
+            rows_unchanged = self.unchanged,
             "file archived"
         );
+        // A released file is imported now: its approval is spent.
+        let _ = self
+            .cx
+            .folder
+            .remove_state(&approved_state(self.claimed.ino()));
         let work = WorkFiles::new(&self.cx.tenant.work_dir, self.claimed.id());
-        // The journal goes last: while it exists, a pass knows work files may be left over.
-        for path in [&work.report, &work.deferred, &work.journal] {
+        for path in work.all() {
             if let Err(e) = std::fs::remove_file(path)
                 && e.kind() != io::ErrorKind::NotFound
             {
@@ -455,14 +803,16 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         })
     }
 
-    /// Streams the rows, pushing valid ones with bounded concurrency. Returns why it stopped early,
-    /// if it did.
+    /// Streams the rows, pushing valid ones with bounded concurrency (a preview pushes none; a
+    /// delta import skips the rows the API already holds). Returns why it stopped early, if it
+    /// did.
     async fn push_rows(
         &mut self,
         journal: &mut Journal,
         report: &mut ReportFile,
         done: &crate::journal::Done,
         opts: &ReadOptions,
+        plan: &DeltaPlan,
     ) -> Result<Option<DeferReason>, DeferReason> {
         let concurrency = self.cx.tenant.concurrency.max(1);
         let (tx, mut rx) = mpsc::channel::<Result<(u64, RowOutcome), FileError>>(concurrency * 4);
@@ -475,6 +825,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         });
 
         let api = Arc::clone(self.cx.api);
+        let preview = self.cx.kind == FileKind::Preview;
         let mut in_flight = FuturesUnordered::new();
         let mut rows_open = true;
         let mut stop: Option<DeferReason> = None;
@@ -496,13 +847,13 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                     warn!(tenant = %self.cx.tenant.name, in_flight = in_flight.len(), "stopping with pushes unanswered; they are redone on resume");
                     break;
                 }
-                Some(Pushed { seq, line, raw, outcome }) = in_flight.next(), if !in_flight.is_empty() => {
+                Some(Pushed { seq, line, raw, digest, user, outcome }) = in_flight.next(), if !in_flight.is_empty() => {
                     self.cx.progress.row_done();
                     match outcome {
                         PushOutcome::Accepted => {
                             self.api_reached = true;
                             self.ok += 1;
-                            journal.row_ok(seq, line, report.len())?;
+                            journal.row_ok(seq, line, report.len(), Some([digest.id, digest.value]))?;
                         }
                         PushOutcome::RowRejected(err) => {
                             self.api_reached = true;
@@ -510,7 +861,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                                 warn!(tenant = %self.cx.tenant.name, line, "the API could not parse our request (9003): a bug in the importer");
                             }
                             let category = report::api_category(&err);
-                            let reason = err.to_string();
+                            let reason = opscom_api::explain_refusal(&err, &user);
                             report.write(line, &raw, &reason)?;
                             self.failed += 1;
                             journal.row_failed(seq, line, report.len(), &category, &reason, None)?;
@@ -544,16 +895,29 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                         journal.row_failed(seq, row.line, report.len(), &category, &reason, excel.as_deref())?;
                     }
                     Some(Ok((seq, RowOutcome::Valid(row)))) => {
-                        let user = UserRecord {
-                            line: row.line,
-                            unique_id: row.unique_id().to_owned(),
-                            attributes: row.fields().map(|(k, v)| (k.into(), v.to_owned())).collect(),
-                        };
-                        let api = Arc::clone(&api);
-                        in_flight.push(async move {
-                            let outcome = api.push_user(&user).await;
-                            Pushed { seq, line: row.line, raw: row.raw.to_vec(), outcome }
-                        });
+                        let digest = crate::delta::row_digest(row.unique_id(), row.fields());
+                        if plan.skip_unchanged && plan.store.classify(&digest) == Change::Unchanged {
+                            // The API holds these very values already.
+                            self.cx.progress.row_done();
+                            self.unchanged += 1;
+                            journal.row_unchanged(seq, row.line, report.len())?;
+                        } else if preview {
+                            // Would be sent; nothing is.
+                            self.cx.progress.row_done();
+                            self.ok += 1;
+                            journal.row_ok(seq, row.line, report.len(), None)?;
+                        } else {
+                            let user = UserRecord {
+                                line: row.line,
+                                unique_id: row.unique_id().to_owned(),
+                                attributes: row.fields().map(|(k, v)| (k.into(), v.to_owned())).collect(),
+                            };
+                            let api = Arc::clone(&api);
+                            in_flight.push(async move {
+                                let outcome = api.push_user(&user).await;
+                                Pushed { seq, line: row.line, raw: row.raw.to_vec(), digest, user, outcome }
+                            });
+                        }
                     }
                 },
             }
@@ -571,12 +935,22 @@ async fn stopping(shutdown: &mut watch::Receiver<bool>) {
     }
 }
 
-/// A push that finished, with what its report row needs.
+/// A push that finished, with what its report row and the delta state need.
 struct Pushed {
     seq: u64,
     line: u64,
     raw: Vec<String>,
+    digest: RowDigest,
+    user: UserRecord,
     outcome: PushOutcome,
+}
+
+/// A file's rows by what became of them.
+struct Counts {
+    total: u64,
+    ok: u64,
+    failed: u64,
+    unchanged: u64,
 }
 
 /// What the first pass learned.
@@ -584,20 +958,51 @@ struct Check {
     header: Vec<String>,
     rows: u64,
     cut_off: bool,
+    /// The valid rows against the tenant's delta state: new, changed, unchanged users.
+    changes: ChangeCounts,
+    /// A few `unique_id`s of changed users, for a held file's e-mail.
+    examples: Vec<String>,
 }
 
-/// Pass 1: reads and validates every row, keeping nothing but counts.
-fn check_file(file: File, name: &str, opts: &ReadOptions) -> Result<Check, FileError> {
+/// How many changed `unique_id`s a held file's e-mail shows.
+const HELD_EXAMPLES: usize = 5;
+
+/// Pass 1: reads and validates every row, keeping nothing but counts (and a few examples).
+fn check_file(
+    file: File,
+    name: &str,
+    opts: &ReadOptions,
+    store: &DigestStore,
+) -> Result<Check, FileError> {
     let mut reader = ImportFile::open(file, name, opts)?;
     let header = reader.header_raw().to_vec();
     let mut rows = 0;
+    let mut changes = ChangeCounts {
+        new: 0,
+        changed: 0,
+        unchanged: 0,
+    };
+    let mut examples = Vec::new();
     // A last record cut short (too few values) without its line end is an unfinished upload.
     let mut last_incomplete = false;
     while let Some(row) = reader.next_row() {
+        let row = row?;
         last_incomplete = matches!(
-            &row?,
+            &row,
             RowOutcome::Invalid(r) if r.problems.iter().any(|p| matches!(p, opscom_csv::RowProblem::FieldCount { expected, got, .. } if got < expected))
         );
+        if let RowOutcome::Valid(valid) = &row {
+            match store.classify(&crate::delta::row_digest(valid.unique_id(), valid.fields())) {
+                Change::New => changes.new += 1,
+                Change::Unchanged => changes.unchanged += 1,
+                Change::Changed => {
+                    changes.changed += 1;
+                    if examples.len() < HELD_EXAMPLES {
+                        examples.push(valid.unique_id().to_owned());
+                    }
+                }
+            }
+        }
         rows += 1;
     }
     let cut_off = reader.ended_with_line_terminator() == Some(false) && last_incomplete;
@@ -605,6 +1010,8 @@ fn check_file(file: File, name: &str, opts: &ReadOptions) -> Result<Check, FileE
         header,
         rows,
         cut_off,
+        changes,
+        examples,
     })
 }
 

@@ -45,6 +45,13 @@ enum Entry {
         /// What makes the failure look like Excel damage, if it does.
         #[serde(default, skip_serializing_if = "Option::is_none")]
         excel: Option<String>,
+        /// An accepted row's digest (`[id, value]`, see [`crate::delta`]), merged into the
+        /// tenant's delta state when the file is committed.
+        #[serde(default, rename = "d", skip_serializing_if = "Option::is_none")]
+        digest: Option<[u64; 2]>,
+        /// The row was not sent: the API already holds its values (`mode = "delta"`).
+        #[serde(default, skip_serializing_if = "std::ops::Not::not")]
+        unchanged: bool,
     },
     /// A step of the commitment order is done.
     Mark { mark: Mark },
@@ -56,6 +63,8 @@ enum Entry {
 pub enum Mark {
     /// The report (if any) is in the spool.
     ReportSpooled,
+    /// The client's `results/` files are written (or could not be, and that was said).
+    ResultsWritten,
     /// The per-file record is appended.
     Recorded,
 }
@@ -125,6 +134,8 @@ pub struct Resume {
     pub ok: u64,
     /// Rows failed (validation or API).
     pub failed: u64,
+    /// Rows not sent because unchanged (`mode = "delta"`).
+    pub unchanged: u64,
     /// Length the report CSV had after the last journalled failure.
     pub report_len: u64,
     /// Steps of the commitment order already done.
@@ -189,8 +200,15 @@ impl Journal {
         self.file.write_all(&line)
     }
 
-    /// Records that a row was accepted.
-    pub fn row_ok(&mut self, seq: u64, line: u64, report_len: u64) -> io::Result<()> {
+    /// Records that a row was accepted, with its digest (`[id, value]`) when the tenant's
+    /// delta state is kept.
+    pub fn row_ok(
+        &mut self,
+        seq: u64,
+        line: u64,
+        report_len: u64,
+        digest: Option<[u64; 2]>,
+    ) -> io::Result<()> {
         self.append(&Entry::Row {
             seq,
             line,
@@ -199,7 +217,41 @@ impl Journal {
             category: None,
             reason: None,
             excel: None,
+            digest,
+            unchanged: false,
         })
+    }
+
+    /// Records that a row was not sent: the API already holds its values.
+    pub fn row_unchanged(&mut self, seq: u64, line: u64, report_len: u64) -> io::Result<()> {
+        self.append(&Entry::Row {
+            seq,
+            line,
+            ok: true,
+            report_len,
+            category: None,
+            reason: None,
+            excel: None,
+            digest: None,
+            unchanged: true,
+        })
+    }
+
+    /// Calls `f` with the digest of every accepted row, reading the journal again.
+    pub fn for_each_confirmed(&self, mut f: impl FnMut([u64; 2])) -> io::Result<()> {
+        let reader = BufReader::new(File::open(&self.path)?);
+        for line in reader.lines() {
+            let line = line?;
+            if let Ok(Entry::Row {
+                ok: true,
+                digest: Some(d),
+                ..
+            }) = serde_json::from_str(&line)
+            {
+                f(d);
+            }
+        }
+        Ok(())
     }
 
     /// Records that a row failed; its report row is already written and the report is
@@ -221,6 +273,8 @@ impl Journal {
             category: Some(category.to_owned()),
             reason: Some(reason.to_owned()),
             excel: excel_sign.map(str::to_owned),
+            digest: None,
+            unchanged: false,
         })
     }
 
@@ -284,10 +338,13 @@ fn read(mut reader: impl BufRead, snapshot: Snapshot) -> io::Result<Option<(Resu
                 seq,
                 ok,
                 report_len,
+                unchanged,
                 ..
             }) => {
                 if progress.done.insert(seq) {
-                    if ok {
+                    if unchanged {
+                        progress.unchanged += 1;
+                    } else if ok {
                         progress.ok += 1;
                     } else {
                         progress.failed += 1;
@@ -322,10 +379,10 @@ mod tests {
         let path = dir.path().join("j/claim.journal");
         let (mut j, p) = Journal::open(&path, SNAP).unwrap();
         assert!(p.done.is_empty());
-        j.row_ok(1, 2, 0).unwrap();
+        j.row_ok(1, 2, 0, None).unwrap();
         j.row_failed(3, 4, 120, "email", "bad e-mail", None)
             .unwrap();
-        j.row_ok(2, 3, 120).unwrap();
+        j.row_ok(2, 3, 120, None).unwrap();
         drop(j);
 
         let (j, p) = Journal::open(&path, SNAP).unwrap();
@@ -346,17 +403,39 @@ mod tests {
     }
 
     #[test]
+    fn confirmed_digests_and_unchanged_rows_survive_a_restart() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claim.jsonl");
+        let (mut j, _) = Journal::open(&path, SNAP).unwrap();
+        j.row_ok(1, 2, 0, Some([7, 70])).unwrap();
+        j.row_unchanged(2, 3, 0).unwrap();
+        j.row_failed(3, 4, 90, "email", "bad e-mail", None).unwrap();
+        j.row_ok(4, 5, 90, Some([8, 80])).unwrap();
+        drop(j);
+
+        let (j, p) = Journal::open(&path, SNAP).unwrap();
+        assert_eq!((p.ok, p.unchanged, p.failed), (2, 1, 1));
+        let mut confirmed = Vec::new();
+        j.for_each_confirmed(|d| confirmed.push(d)).unwrap();
+        assert_eq!(
+            confirmed,
+            [[7, 70], [8, 80]],
+            "only rows the API accepted, never an unchanged or failed one"
+        );
+    }
+
+    #[test]
     fn a_line_cut_by_a_crash_is_ignored() {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("claim.journal");
         let (mut j, _) = Journal::open(&path, SNAP).unwrap();
-        j.row_ok(1, 2, 0).unwrap();
+        j.row_ok(1, 2, 0, None).unwrap();
         j.file.write_all(br#"{"t":"row","record":2,"li"#).unwrap();
         drop(j);
         let (mut j, p) = Journal::open(&path, SNAP).unwrap();
         assert!(p.done.contains(1) && !p.done.contains(2));
         // The next entry is not glued to the cut line.
-        j.row_ok(3, 4, 0).unwrap();
+        j.row_ok(3, 4, 0, None).unwrap();
         drop(j);
         let (_, p) = Journal::open(&path, SNAP).unwrap();
         assert!(p.done.contains(3) && !p.done.contains(2));
@@ -367,7 +446,7 @@ mod tests {
         let dir = tempfile::tempdir().unwrap();
         let path = dir.path().join("claim.journal");
         let (mut j, _) = Journal::open(&path, SNAP).unwrap();
-        j.row_ok(1, 2, 0).unwrap();
+        j.row_ok(1, 2, 0, None).unwrap();
         j.mark(Mark::ReportSpooled).unwrap();
         drop(j);
         let changed = Snapshot { size: 11, ..SNAP };

@@ -45,12 +45,15 @@
 
 pub mod alerts;
 pub mod config;
+pub mod delta;
 mod file;
+pub mod held;
 pub(crate) mod journal;
 pub mod metrics;
 mod private;
 pub mod record;
 mod report;
+mod results;
 mod retention;
 mod service;
 pub mod status;
@@ -58,6 +61,7 @@ mod tenant;
 
 pub use file::DeferReason;
 pub use record::{FileRecord, Outcome, Records};
+pub use report::Sender;
 pub use service::{BUSY_RETRY, DynRunner, OnceReport, Reloaded, Service};
 pub use tenant::{TenantPass, TenantRunner};
 

@@ -13,8 +13,8 @@
 //!
 //! | metric | type | labels |
 //! |---|---|---|
-//! | `opscom_import_files_total` | counter | `tenant`, `outcome`: as in `records.jsonl` (`imported`, `imported_with_failures`, `rejected`, `deferred`) |
-//! | `opscom_import_rows_total` | counter | `tenant`, `outcome`: `imported`, `failed` |
+//! | `opscom_import_files_total` | counter | `tenant`, `outcome`: as in `records.jsonl` (`imported`, `imported_with_failures`, `rejected`, `deferred`, `held`, `discarded`, `previewed`, `not_imported`) |
+//! | `opscom_import_rows_total` | counter | `tenant`, `outcome`: `imported`, `failed`, `unchanged` (delta mode: not sent) |
 //! | `opscom_import_api_request_duration_seconds` | histogram | none: every HTTP attempt to the API |
 //! | `opscom_import_files_waiting` | gauge | `tenant`, `reason`: `deferred`, `claimed`, `held` |
 //! | `opscom_import_unsent_reports` | gauge | none: over all tenants |
@@ -257,7 +257,7 @@ impl Metrics {
                 outcome: outcome_label(outcome),
             });
         }
-        for outcome in ["imported", "failed"] {
+        for outcome in ["imported", "failed", "unchanged"] {
             s.rows.remove(&OutcomeLabels {
                 tenant: tenant.clone(),
                 outcome,
@@ -323,11 +323,15 @@ where
     }
 }
 
-const ALL_OUTCOMES: [Outcome; 4] = [
+const ALL_OUTCOMES: [Outcome; 8] = [
     Outcome::Imported,
     Outcome::ImportedWithFailures,
     Outcome::Rejected,
     Outcome::Deferred,
+    Outcome::Held,
+    Outcome::Discarded,
+    Outcome::Previewed,
+    Outcome::NotImported,
 ];
 
 /// The `outcome` label: the word of `records.jsonl` and the logs, unchanged.
@@ -337,7 +341,22 @@ fn outcome_label(outcome: Outcome) -> &'static str {
         Outcome::ImportedWithFailures => "imported_with_failures",
         Outcome::Rejected => "rejected",
         Outcome::Deferred => "deferred",
+        Outcome::Held => "held",
+        Outcome::Discarded => "discarded",
+        Outcome::Previewed => "previewed",
+        Outcome::NotImported => "not_imported",
     }
+}
+
+/// The rows of one processed file, as counted by [`TenantMetrics::file_done`].
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
+pub struct RowCounts {
+    /// Rows the API accepted.
+    pub ok: u64,
+    /// Rows that failed.
+    pub failed: u64,
+    /// Rows not sent: the API already holds their values (`mode = "delta"`).
+    pub unchanged: u64,
 }
 
 /// One tenant's view of the metrics, held by its runner. Its unsent reports count towards
@@ -361,15 +380,23 @@ impl TenantMetrics {
     /// A file's processing ended with `outcome`; the rows of an archived file (not of a
     /// deferred one: they are counted once, when the file is archived) and, when archived,
     /// the time (`now`).
-    pub fn file_done(&self, outcome: Outcome, rows_ok: u64, rows_failed: u64, now: SystemTime) {
+    pub fn file_done(&self, outcome: Outcome, rows: RowCounts, now: SystemTime) {
         let s = &self.metrics.shared;
         s.files
             .get_or_create(&self.labels(outcome_label(outcome)))
             .inc();
-        if outcome == Outcome::Deferred {
+        // Only an import sends rows; a deferral counts its rows when it is finally imported.
+        if !matches!(
+            outcome,
+            Outcome::Imported | Outcome::ImportedWithFailures | Outcome::Rejected
+        ) {
             return;
         }
-        for (rows, label) in [(rows_ok, "imported"), (rows_failed, "failed")] {
+        for (rows, label) in [
+            (rows.ok, "imported"),
+            (rows.failed, "failed"),
+            (rows.unchanged, "unchanged"),
+        ] {
             if rows > 0 {
                 s.rows.get_or_create(&self.labels(label)).inc_by(rows);
             }

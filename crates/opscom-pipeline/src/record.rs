@@ -41,6 +41,17 @@ pub enum Outcome {
     Rejected,
     /// Kept for a later pass (API unreachable, token refused, upload still changing, I/O fault).
     Deferred,
+    /// Held for the client's approval: it would change more than `hold_changed_percent` of the
+    /// known users. Moved to `held/`; no row was pushed.
+    Held,
+    /// A held file the client (`NAME.discard`) or the operator discarded: moved to `.bak`,
+    /// never imported.
+    Discarded,
+    /// A file dropped in `preview/`: checked as an import would be, nothing pushed.
+    Previewed,
+    /// An upload that cannot be imported (not a CSV file, a link, a folder…): reported and set
+    /// aside in `.bak`.
+    NotImported,
 }
 
 impl std::fmt::Display for Outcome {
@@ -51,6 +62,10 @@ impl std::fmt::Display for Outcome {
             Outcome::ImportedWithFailures => "imported_with_failures",
             Outcome::Rejected => "rejected",
             Outcome::Deferred => "deferred",
+            Outcome::Held => "held",
+            Outcome::Discarded => "discarded",
+            Outcome::Previewed => "previewed",
+            Outcome::NotImported => "not_imported",
         })
     }
 }
@@ -72,6 +87,10 @@ pub struct FileRecord {
     pub rows_ok: u64,
     /// Rows that failed (validation or API).
     pub rows_failed: u64,
+    /// Rows not pushed because the API already holds their values (`mode = "delta"`). For a
+    /// preview, the rows that would not be sent. Absent when 0.
+    #[serde(default, skip_serializing_if = "is_zero")]
+    pub rows_unchanged: u64,
     /// The outcome.
     pub outcome: Outcome,
     /// Why the file was rejected or deferred.
@@ -84,6 +103,10 @@ pub struct FileRecord {
     pub archived_as: Option<String>,
     /// Processing time in milliseconds.
     pub duration_ms: u64,
+}
+
+fn is_zero(n: &u64) -> bool {
+    *n == 0
 }
 
 /// What one [`Records::maintain`] did.
@@ -368,6 +391,7 @@ mod tests {
             rows_total: 3,
             rows_ok: 2,
             rows_failed: 1,
+            rows_unchanged: 0,
             outcome: Outcome::ImportedWithFailures,
             reason: None,
             archived_as: Some("roster.csv".into()),
@@ -392,6 +416,7 @@ mod tests {
             rows_total: 3,
             rows_ok: 3,
             rows_failed: 0,
+            rows_unchanged: 0,
             outcome: Outcome::Imported,
             reason: None,
             archived_as: None,

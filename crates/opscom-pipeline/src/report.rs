@@ -4,17 +4,47 @@
 //! Every report is dated with the `now` its caller read from the tenant's
 //! [`Clock`](opscom_scheduler::Clock): this module never reads the system clock.
 
-use std::path::Path;
+use std::sync::Arc;
 use std::time::SystemTime;
 
-use opscom_csv::{InvalidRow, Rejection, RowProblem};
+use opscom_csv::{InvalidRow, RowProblem};
 use opscom_mail::{
-    ComposeOptions, DelayedReport, DeliveryStats, FailureReport, FailureSummary,
-    FolderProblemReport, Mailer, RejectedReport, Report, ReportEnvelope, Spool, SpoolError,
-    TokenRejectedReport, compose,
+    ComposeOptions, DelayedReport, DeliveryStats, DkimSigner, FolderProblemReport, Mailer, Report,
+    ReportEnvelope, Spool, SpoolError, TokenRejectedReport, compose,
 };
 
-use crate::config::Tenant;
+use crate::config::{Config, FromMode, Tenant};
+
+/// Who every tenant's reports come from, beyond the tenant's own addresses: the operator's
+/// sender (`[mail] from`, for `from_mode = "on_behalf"`), its DKIM key, and the operator's
+/// address (`[operator] email`), which gets a copy of a held import's report.
+#[derive(Debug, Clone, Default)]
+pub struct Sender {
+    /// `[mail] from`.
+    pub mail_from: Option<String>,
+    /// The loaded DKIM key of `[mail]`.
+    pub dkim: Option<Arc<DkimSigner>>,
+    /// `[operator] email`.
+    pub operator_email: Option<String>,
+}
+
+impl Sender {
+    /// The sender of `config`: loads its DKIM key (the error names the file and the fix).
+    pub fn from_config(config: &Config) -> Result<Sender, String> {
+        let dkim = match &config.dkim {
+            Some(d) => Some(Arc::new(
+                DkimSigner::from_pem_file(&d.key_file, &d.selector, &d.domain)
+                    .map_err(|e| e.to_string())?,
+            )),
+            None => None,
+        };
+        Ok(Sender {
+            mail_from: config.mail_from.clone(),
+            dkim,
+            operator_email: config.operator.as_ref().map(|o| o.email.clone()),
+        })
+    }
+}
 
 /// A report could not be composed or spooled.
 #[derive(Debug, thiserror::Error)]
@@ -34,6 +64,9 @@ pub enum ReportError {
 #[derive(Debug)]
 pub struct ReportSink {
     envelope: ReportEnvelope,
+    /// The envelope of the operator's copy, when there is an operator.
+    operator: Option<ReportEnvelope>,
+    dkim: Option<Arc<DkimSigner>>,
     spool: Spool,
     /// Reports made sendable through this sink (spooled or released).
     spooled: std::sync::atomic::AtomicUsize,
@@ -44,17 +77,73 @@ fn timestamp(t: SystemTime) -> jiff::Timestamp {
 }
 
 impl ReportSink {
-    /// The sink of `tenant`, spooling under its work folder.
-    pub fn open(tenant: &Tenant) -> Result<ReportSink, ReportError> {
-        Ok(ReportSink {
-            envelope: ReportEnvelope::new(
+    /// The sink of `tenant`, spooling under its work folder, its reports sent as `sender` and
+    /// the tenant's `from_mode` say.
+    pub fn open(tenant: &Tenant, sender: &Sender) -> Result<ReportSink, ReportError> {
+        let envelope = match (tenant.from_mode, &sender.mail_from) {
+            (FromMode::OnBehalf, Some(from)) => ReportEnvelope::on_behalf(
+                &tenant.name,
+                tenant.display_name.as_deref().unwrap_or(&tenant.name),
+                from,
+                &tenant.reply_to_admin_email,
+                &tenant.failed_import_email,
+            )?,
+            // `Config::load` refuses "on_behalf" without `[mail] from`; a program that builds
+            // its configuration gets the default.
+            _ => ReportEnvelope::new(
                 &tenant.name,
                 &tenant.reply_to_admin_email,
                 &tenant.failed_import_email,
             )?,
+        };
+        let operator = match &sender.operator_email {
+            Some(to) => Some(envelope.clone().with_to(to)?),
+            None => None,
+        };
+        Ok(ReportSink {
+            envelope,
+            operator,
+            dkim: sender.dkim.clone(),
             spool: Spool::open(tenant.work_dir.join("outbox"))?,
             spooled: Default::default(),
         })
+    }
+
+    /// Spools `report` about `subject_id`, to be sent by the next delivery.
+    pub fn send(
+        &self,
+        report: &Report,
+        subject_id: &str,
+        now: SystemTime,
+    ) -> Result<(), ReportError> {
+        self.enqueue(report, subject_id, now)
+    }
+
+    /// Spools a copy of `report` for the operator (`[operator] email`), if there is one.
+    pub fn to_operator(
+        &self,
+        report: &Report,
+        subject_id: &str,
+        now: SystemTime,
+    ) -> Result<(), ReportError> {
+        let Some(envelope) = &self.operator else {
+            return Ok(());
+        };
+        let message = compose(report, envelope, subject_id, &self.options(now))?;
+        self.spool.enqueue(&message)?;
+        self.count_spooled();
+        Ok(())
+    }
+
+    /// Spools a file's `report` held back until [`ReportSink::release`]: it is on disk before
+    /// the file is committed (to `.bak` or `held/`), and sent only after.
+    pub fn hold(
+        &self,
+        report: &Report,
+        claim_id: &str,
+        now: SystemTime,
+    ) -> Result<(), ReportError> {
+        self.enqueue_held(report, claim_id, now)
     }
 
     fn enqueue(
@@ -103,8 +192,14 @@ impl ReportSink {
             report,
             &self.envelope,
             subject_id,
-            &ComposeOptions::at(timestamp(now)),
+            &self.options(now),
         )?)
+    }
+
+    fn options(&self, now: SystemTime) -> ComposeOptions {
+        let mut options = ComposeOptions::at(timestamp(now));
+        options.dkim = self.dkim.clone();
+        options
     }
 
     /// Lets the report of claim `claim_id` be sent: its file is in `.bak`.
@@ -117,48 +212,6 @@ impl ReportSink {
     /// Claims whose report is held back.
     pub fn held(&self) -> Result<Vec<String>, ReportError> {
         Ok(self.spool.held()?)
-    }
-
-    /// Spools (held) the report of a file with failed rows, attaching the failure CSV at `csv`,
-    /// dated `now`.
-    #[allow(clippy::too_many_arguments)]
-    pub fn failures(
-        &self,
-        claim_id: &str,
-        file_name: &str,
-        rows_total: u64,
-        rows_ok: u64,
-        summary: &FailureSummary,
-        csv: &Path,
-        now: SystemTime,
-    ) -> Result<(), ReportError> {
-        let report = Report::Failures(FailureReport {
-            file_name: file_name.to_owned(),
-            rows_total,
-            rows_ok,
-            rows_failed: rows_total - rows_ok,
-            summary: summary.clone(),
-            failure_csv: Some(csv.into()),
-        });
-        self.enqueue_held(&report, claim_id, now)
-    }
-
-    /// Spools (held) the report of a file rejected whole, dated `now`.
-    pub fn rejected(
-        &self,
-        claim_id: &str,
-        file_name: &str,
-        rejection: &Rejection,
-        now: SystemTime,
-    ) -> Result<(), ReportError> {
-        let report = Report::Rejected(RejectedReport {
-            file_name: file_name.to_owned(),
-            reason: rejection.reason.clone(),
-            fix: Some(rejection.fix.clone()),
-            line: rejection.line,
-            excel_damage: rejection.kind.looks_like_excel_damage(),
-        });
-        self.enqueue_held(&report, claim_id, now)
     }
 
     /// Spools the "import delayed" report of an outage first seen at `since` (its date).
@@ -203,9 +256,33 @@ impl ReportSink {
             fix: "Delete `.bak` from your upload folder (for example `rm .bak` in sftp). The \
                   importer creates the folder again and imports the files that are waiting."
                 .to_owned(),
+            imports_paused: true,
         });
         let at = timestamp(now).as_second();
         self.enqueue(&report, &format!("bak-fault-{at}"), now)
+    }
+
+    /// Spools the report that `results/` or `preview/` in the drop folder is not a folder (a
+    /// file or a link of that name), dated `now`. Imports go on.
+    pub fn subfolder_not_a_folder(&self, name: &str, now: SystemTime) -> Result<(), ReportError> {
+        let what = if name == opscom_scheduler::PREVIEW_DIR {
+            "files dropped there cannot be checked"
+        } else {
+            "the importer cannot put the results of your files there (they are still e-mailed)"
+        };
+        let report = Report::FolderProblem(FolderProblemReport {
+            problem: format!(
+                "`{name}` in your upload folder is not a folder (it is a file or a link named \
+                 `{name}`), so {what}. Your imports go on."
+            ),
+            fix: format!(
+                "Delete `{name}` from your upload folder (for example `rm {name}` in sftp). The \
+                 importer creates the folder again on its next pass."
+            ),
+            imports_paused: false,
+        });
+        let at = timestamp(now).as_second();
+        self.enqueue(&report, &format!("{name}-fault-{at}"), now)
     }
 
     /// Sends what waits in the spool, oldest first.

@@ -28,6 +28,7 @@ use crate::config::{Config, MailSettings, Problem, Tenant};
 use crate::metrics::{Metrics, MetricsServer};
 use crate::private::ensure_private_dir;
 use crate::record::Records;
+use crate::report::Sender;
 use crate::tenant::{TenantPass, TenantRunner};
 
 /// A runner as the service holds it: the traits behind `Arc<dyn …>`.
@@ -78,6 +79,8 @@ struct Inner {
 struct State {
     config: Config,
     mailer: Arc<dyn Mailer>,
+    /// Who the reports come from, from `config` (its DKIM key loaded once).
+    sender: Sender,
     /// Tenants by name, each with its scheduler key and runner.
     slots: BTreeMap<String, Slot>,
     /// The tenant under each scheduler key (a pass finds its runner without a scan).
@@ -239,10 +242,17 @@ impl Service {
                 reason: format!("{}: {e}", config.state_dir.display()),
             }]);
         }
+        let sender = Sender::from_config(&config).map_err(|reason| {
+            vec![Problem {
+                key: "mail.dkim_key_file".into(),
+                reason,
+            }]
+        })?;
         let inner = Inner {
             state: Mutex::new(State {
                 config: config.clone(),
                 mailer,
+                sender,
                 slots: BTreeMap::new(),
                 names: HashMap::new(),
                 next_key: 0,
@@ -265,7 +275,7 @@ impl Service {
         {
             let state = inner.state();
             for (key, t) in config.tenants.iter().enumerate() {
-                match inner.runner(t, &state.config, &state.mailer) {
+                match inner.runner(t, &state.config, &state.mailer, &state.sender) {
                     Ok(runner) => {
                         slots.insert(t.name.clone(), Slot { key, runner });
                     }
@@ -297,12 +307,13 @@ impl Service {
             let State {
                 config,
                 mailer,
+                sender,
                 slots,
                 ..
             } = &mut *state;
             for (name, slot) in slots.iter_mut() {
                 let tenant = tenant_of(config, name);
-                if let Ok(runner) = inner.runner(tenant, config, mailer) {
+                if let Ok(runner) = inner.runner(tenant, config, mailer, sender) {
                     slot.runner = runner;
                 }
             }
@@ -508,6 +519,21 @@ impl Service {
                 }
             },
         };
+        let sender = match Sender::from_config(&config) {
+            Ok(s) => s,
+            Err(reason) => {
+                problems.push(Problem {
+                    key: "mail.dkim_key_file".into(),
+                    reason,
+                });
+                state.sender.clone()
+            }
+        };
+        // The sender, DKIM key and operator address are in every runner's report sink.
+        let sender_changed = config.mail_from != state.config.mail_from
+            || config.dkim != state.config.dkim
+            || config.operator.as_ref().map(|o| &o.email)
+                != state.config.operator.as_ref().map(|o| &o.email);
         let schedule_changed = config.schedule != state.config.schedule;
         // Runners append the records: a new `[records]` is taken by rebuilding them.
         let records_changed = config.records != state.config.records;
@@ -519,13 +545,14 @@ impl Service {
             let unchanged = old.is_some_and(|s| {
                 same_tenant(s.runner.tenant(), t)
                     && !mail_changed
+                    && !sender_changed
                     && !schedule_changed
                     && !records_changed
             });
             if unchanged {
                 continue;
             }
-            match inner.runner(t, &config, &mailer) {
+            match inner.runner(t, &config, &mailer, &sender) {
                 Ok(runner) => {
                     match old {
                         Some(_) => reloaded.changed.push(t.name.clone()),
@@ -540,7 +567,9 @@ impl Service {
             return Err(problems);
         }
         // Settings that differ only in scheduling are not a tenant's change to report.
-        if !reloaded.changed.is_empty() && (mail_changed || schedule_changed || records_changed) {
+        if !reloaded.changed.is_empty()
+            && (mail_changed || sender_changed || schedule_changed || records_changed)
+        {
             reloaded
                 .changed
                 .retain(|n| !same_tenant(state.slots[n].runner.tenant(), tenant_of(&config, n)));
@@ -594,6 +623,7 @@ impl Service {
             .metrics
             .schedule_changed(config.schedule.interval, config.tenants.len());
         state.mailer = mailer;
+        state.sender = sender;
         inner.alerts.configure(config.operator.as_ref());
         state.config = config;
         Ok(reloaded)
@@ -625,6 +655,7 @@ impl Inner {
         tenant: &Tenant,
         config: &Config,
         mailer: &Arc<dyn Mailer>,
+        sender: &Sender,
     ) -> Result<Arc<DynRunner>, Problem> {
         let api = (self.apis)(tenant).map_err(|reason| Problem {
             key: format!("tenant[{}].api_url", tenant.name),
@@ -638,7 +669,8 @@ impl Inner {
             &config.state_dir,
             config.schedule.settle,
         )
-        .with_records(&config.records);
+        .with_records(&config.records)
+        .with_sender(sender.clone());
         let runner = runner.with_metrics(self.metrics.tenant(&tenant.name));
         Ok(Arc::new(match &self.progress {
             Some(p) => runner.with_progress(Arc::clone(p)),

@@ -141,6 +141,8 @@ pub struct FileEntry {
     pub rows_ok: u64,
     /// Rows failed.
     pub rows_failed: u64,
+    /// Rows not sent because the API already holds their values (`mode = "delta"`).
+    pub rows_unchanged: u64,
     /// Why it was rejected or deferred.
     pub reason: Option<String>,
     /// Its name in `.bak`, when a record says it.
@@ -159,6 +161,7 @@ impl From<FileRecord> for FileEntry {
             rows_total: r.rows_total,
             rows_ok: r.rows_ok,
             rows_failed: r.rows_failed,
+            rows_unchanged: r.rows_unchanged,
             reason: r.reason,
             archived_as: r.archived_as,
             duration_ms: r.duration_ms,
@@ -180,6 +183,10 @@ pub enum WaitReason {
     Settling,
     /// In the drop folder, never taken as it is (see `detail`: a link, unreadable…).
     Skipped,
+    /// In `held/`: it would change more users than `hold_changed_percent` allows, and waits
+    /// for `NAME.approve` or `NAME.discard` (or `opscom-import release`/`discard`). The
+    /// tenant's later uploads wait behind it.
+    Held,
 }
 
 impl std::fmt::Display for WaitReason {
@@ -190,6 +197,7 @@ impl std::fmt::Display for WaitReason {
             WaitReason::Ready => "ready",
             WaitReason::Settling => "settling",
             WaitReason::Skipped => "skipped",
+            WaitReason::Held => "held",
         })
     }
 }
@@ -544,8 +552,52 @@ fn waiting(
     unreadable: &mut Vec<Unreadable>,
 ) -> Vec<Waiting> {
     let mut out = claimed(&t.work_dir, unreadable);
+    out.extend(held(&t.drop_dir, unreadable));
     out.extend(uploads(&t.drop_dir, settle, now, unreadable));
     out
+}
+
+/// The files in `drop_dir/held/`, oldest first (links and hidden names are not files of it).
+fn held(drop_dir: &Path, unreadable: &mut Vec<Unreadable>) -> Vec<Waiting> {
+    let dir = drop_dir.join(opscom_scheduler::HELD_DIR);
+    let listing = match std::fs::read_dir(&dir) {
+        Ok(l) => l,
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
+            return Vec::new();
+        }
+        Err(e) => {
+            unreadable.push(Unreadable::new(&dir, e));
+            return Vec::new();
+        }
+    };
+    let mut found: Vec<(SystemTime, String)> = listing
+        .flatten()
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            let meta = std::fs::symlink_metadata(entry.path()).ok()?;
+            (!name.starts_with('.') && meta.is_file())
+                .then(|| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), name))
+        })
+        .collect();
+    found.sort();
+    found
+        .into_iter()
+        .map(|(mtime, file)| Waiting {
+            detail: Some(format!(
+                "held for approval: upload `{file}.approve` to import it or `{file}.discard` to drop it"
+            )),
+            file,
+            reason: WaitReason::Held,
+            since: Some(stamp(mtime)),
+            claim: None,
+            deferral: None,
+        })
+        .collect()
 }
 
 /// `work_dir/claimed/ID/NAME`, with `journal/ID.deferred` saying whether it was deferred.
@@ -665,7 +717,17 @@ fn uploads(
                 found.push((now, skipped(escape_name(raw), SkipReason::ControlCharacter)));
                 continue;
             }
-            Ok(n) if is_partial(n) || !has_csv_extension(n) => continue,
+            Ok(n) if is_partial(n) || is_control_file(n) => continue,
+            Ok(n)
+                if [
+                    opscom_scheduler::RESULTS_DIR,
+                    opscom_scheduler::PREVIEW_DIR,
+                    opscom_scheduler::HELD_DIR,
+                ]
+                .contains(&n) =>
+            {
+                continue;
+            }
             Ok(n) => n.to_owned(),
         };
         let meta = match std::fs::symlink_metadata(entry.path()) {
@@ -674,19 +736,32 @@ fn uploads(
         };
         let mtime = meta.modified().unwrap_or(now);
         let kind = meta.file_type();
-        let skip = if kind.is_symlink() {
-            Some(SkipReason::Symlink)
+        // What the next pass reports to the client and moves to `.bak` (no silent drops).
+        let aside = if kind.is_symlink() {
+            Some("a link")
         } else if kind.is_dir() {
-            Some(SkipReason::Directory)
+            Some("a folder")
         } else if !kind.is_file() {
-            Some(SkipReason::NotRegular)
-        } else if meta.nlink() > 1 {
-            Some(SkipReason::HardLinked)
+            Some("not a regular file")
+        } else if !has_csv_extension(&name) {
+            Some("not a .csv file")
         } else {
             None
         };
-        if let Some(reason) = skip {
-            found.push((mtime, skipped(name, reason)));
+        if let Some(what) = aside {
+            found.push((
+                mtime,
+                Waiting {
+                    detail: Some(format!(
+                        "{what}: once settled, the client is told and it moves to .bak"
+                    )),
+                    ..skipped(name, SkipReason::NotRegular)
+                },
+            ));
+            continue;
+        }
+        if meta.nlink() > 1 {
+            found.push((mtime, skipped(name, SkipReason::HardLinked)));
             continue;
         }
         let last_change = if mtime > now {
@@ -718,6 +793,14 @@ fn uploads(
     }
     found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.file.cmp(&b.1.file)));
     found.into_iter().map(|(_, w)| w).collect()
+}
+
+/// `NAME.approve` or `NAME.discard`: an instruction about a held file, not an upload.
+fn is_control_file(name: &str) -> bool {
+    let lower = name.to_ascii_lowercase();
+    [".approve", ".discard"]
+        .iter()
+        .any(|s| lower.len() > s.len() && lower.ends_with(s))
 }
 
 /// Whether opening the file for reading is refused (never following a link, never blocking).

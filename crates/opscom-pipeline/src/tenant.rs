@@ -13,15 +13,19 @@ use std::time::{Duration, SystemTime};
 
 use opscom_api::PushApi;
 use opscom_mail::Mailer;
-use opscom_scheduler::{Candidate, Clock, DropFolder, TenantLock};
+use opscom_mail::{NotImportableReport, NotImportableWhat, Report, SignalNotHeldReport};
+use opscom_scheduler::{
+    Candidate, ClientDir, Clock, DropFolder, FolderError, Signal, SignalAction, TenantLock,
+    Unimportable, UnimportableKind,
+};
 use tokio::sync::watch;
 use tracing::{debug, error, info, warn};
 
 use crate::config::{RecordsSettings, Tenant};
-use crate::file::{self, DeferReason, FileContext, FileOutcome};
-use crate::metrics::{TenantMetrics, Waiting};
-use crate::record::{FileRecord, Records};
-use crate::report::ReportSink;
+use crate::file::{self, DeferReason, FileContext, FileKind, FileOutcome, WorkFiles};
+use crate::metrics::{RowCounts, TenantMetrics, Waiting};
+use crate::record::{FileRecord, Outcome, Records};
+use crate::report::{ReportSink, Sender};
 use crate::retention::BakRetention;
 use crate::{NoProgress, Progress};
 
@@ -30,6 +34,11 @@ use crate::{NoProgress, Progress};
 const OUTAGE_MARKER: &str = "outage-reported";
 const TOKEN_MARKER: &str = "token-refusal-reported";
 const BAK_MARKER: &str = "bak-fault-reported";
+/// `preview/` is not a folder, and the client was told.
+const PREVIEW_MARKER: &str = "preview-fault-reported";
+/// How many uploads that cannot be imported one pass reports and sets aside (the rest wait for
+/// the next pass): a client who dumps thousands of files gets them all reported, in batches.
+const UNIMPORTABLE_PER_PASS: usize = 100;
 
 /// What one pass over a tenant did.
 #[derive(Debug, Default)]
@@ -83,6 +92,8 @@ pub struct TenantRunner<A: ?Sized, M: ?Sized, C: ?Sized> {
     metrics: Option<TenantMetrics>,
     /// `bak_retention`, and when `.bak` is swept next.
     bak_retention: BakRetention,
+    /// Who the reports come from (operator sender, DKIM, operator copies).
+    sender: Sender,
 }
 
 impl<A, M, C> TenantRunner<A, M, C>
@@ -114,7 +125,14 @@ where
             paused: std::sync::Mutex::new(None),
             retired: AtomicBool::new(false),
             metrics: None,
+            sender: Sender::default(),
         }
+    }
+
+    /// Sends the reports as `sender` says (`[mail] from`, DKIM, the operator's copies).
+    pub fn with_sender(mut self, sender: Sender) -> Self {
+        self.sender = sender;
+        self
     }
 
     /// Counts this tenant's files, rows, waiting files and unsent reports in `metrics`.
@@ -216,7 +234,7 @@ where
                 return;
             }
         };
-        let reports = match ReportSink::open(&self.tenant) {
+        let reports = match ReportSink::open(&self.tenant, &self.sender) {
             Ok(r) => r,
             Err(e) => {
                 pass.fault = Some(format!("cannot open the report spool: {e}"));
@@ -227,8 +245,17 @@ where
 
         match self.open_folder() {
             Ok(folder) => {
-                self.remove_orphaned_work_files(&folder, &reports);
-                self.take_files(&folder, &reports, shutdown, pass).await;
+                let preview = self.open_preview(&folder, &reports);
+                self.remove_orphaned_work_files(&folder, preview.as_ref(), &reports);
+                self.take_files(&folder, &reports, shutdown.clone(), pass)
+                    .await;
+                if let Some(preview) = &preview
+                    && pass.fault.is_none()
+                    && !pass.deferred
+                {
+                    self.take_previews(&folder, preview, &reports, shutdown, pass)
+                        .await;
+                }
                 if pass.fault.is_none() {
                     let now = self.clock.now();
                     self.bak_retention
@@ -253,9 +280,125 @@ where
             .map_err(|e| e.to_string())?;
         if !self.checked.load(Ordering::Relaxed) {
             folder.check_once().map_err(|e| e.to_string())?;
+            // The client's results folder, next to `.bak` (its problems are told when a result
+            // is written).
+            if let Err(e) = folder.client_dir(ClientDir::Results) {
+                debug!(tenant = %self.tenant.name, error = %e, "no results folder yet");
+            }
             self.checked.store(true, Ordering::Relaxed);
         }
         Ok(folder)
+    }
+
+    /// The tenant's `preview/` as a drop folder of its own (created on first use); `None`
+    /// when it cannot be used: a file or a link named `preview` is told to the client once.
+    fn open_preview(&self, folder: &DropFolder, reports: &ReportSink) -> Option<DropFolder> {
+        match folder.preview() {
+            Ok(preview) => {
+                clear_marker(&self.tenant.name, folder, PREVIEW_MARKER);
+                Some(preview)
+            }
+            Err(e @ FolderError::NotAFolder { .. }) => {
+                if !has_marker(folder, PREVIEW_MARKER) {
+                    warn!(tenant = %self.tenant.name, error = %e, "previews are off until this is fixed");
+                    match reports
+                        .subfolder_not_a_folder(opscom_scheduler::PREVIEW_DIR, self.clock.now())
+                    {
+                        Ok(()) => set_marker(&self.tenant.name, folder, PREVIEW_MARKER),
+                        Err(e) => {
+                            warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report")
+                        }
+                    }
+                }
+                None
+            }
+            Err(e) => {
+                warn!(tenant = %self.tenant.name, error = %e, "cannot open the preview folder");
+                None
+            }
+        }
+    }
+
+    /// Checks the files dropped in `preview/`, oldest first, as an import would, pushing none.
+    async fn take_previews(
+        &self,
+        home: &DropFolder,
+        preview: &DropFolder,
+        reports: &ReportSink,
+        shutdown: watch::Receiver<bool>,
+        pass: &mut TenantPass,
+    ) {
+        let mut listing = Listing::default();
+        let mut settling = 0;
+        loop {
+            if *shutdown.borrow() || self.is_retired() {
+                return;
+            }
+            let now = self.clock.now();
+            let next = match self.next_preview(preview, now, &mut listing, &mut settling) {
+                Ok(Some(next)) => next,
+                Ok(None) => break,
+                Err(e) => {
+                    warn!(tenant = %self.tenant.name, error = %e, "cannot take a preview");
+                    break;
+                }
+            };
+            let cx = FileContext {
+                tenant: &self.tenant,
+                folder: preview,
+                home,
+                kind: FileKind::Preview,
+                api: &self.api,
+                reports,
+                records: &self.records,
+                settle: self.settle,
+                now,
+                shutdown: shutdown.clone(),
+                progress: &*self.progress,
+            };
+            let outcome = file::process(cx, &next).await;
+            self.count_file(&outcome);
+            match outcome {
+                FileOutcome::Archived { record, .. } => pass.files.push(record),
+                FileOutcome::Deferred { reason, record } => {
+                    debug!(tenant = %self.tenant.name, file = %record.file, reason = %reason, "preview deferred");
+                    if matches!(reason, DeferReason::StillChanging | DeferReason::CutOff) {
+                        settling += 1;
+                    }
+                    pass.files.push(record);
+                    break;
+                }
+            }
+        }
+        pass.settling += settling;
+    }
+
+    /// The next preview: one left claimed first, else the oldest ready one.
+    fn next_preview(
+        &self,
+        preview: &DropFolder,
+        now: SystemTime,
+        listing: &mut Listing,
+        settling: &mut usize,
+    ) -> Result<Option<opscom_scheduler::ClaimedFile>, FolderError> {
+        if let Some(c) = preview.claimed()?.into_iter().next() {
+            return Ok(Some(c));
+        }
+        loop {
+            if listing.stale(preview) {
+                let scan = preview.scan(now, self.settle)?;
+                *settling = scan.settling;
+                self.log_skipped(&scan.skipped);
+                listing.refill(preview, scan.ready);
+            }
+            let Some(candidate) = listing.ready.pop_front() else {
+                return Ok(None);
+            };
+            if let Some(c) = preview.claim(&candidate)? {
+                listing.mark(preview);
+                return Ok(Some(c));
+            }
+        }
     }
 
     async fn take_files(
@@ -289,19 +432,25 @@ where
                 return;
             }
             clear_marker(&self.tenant.name, folder, BAK_MARKER);
-            let (next, claimed) =
-                match self.next_file(folder, now, &mut listing, &mut pass.settling) {
-                    Ok(Some(found)) => found,
-                    Ok(None) => {
-                        // Nothing is claimed any more: nothing waits.
-                        self.note_waiting(Some(0), Some(false));
-                        return;
-                    }
-                    Err(e) => {
-                        pass.fault = Some(e);
-                        return;
-                    }
-                };
+            let (next, claimed) = match self.next_file(
+                folder,
+                reports,
+                now,
+                &mut listing,
+                &mut pass.settling,
+                &mut pass.files,
+            ) {
+                Ok(Some(found)) => found,
+                Ok(None) => {
+                    // Nothing is claimed any more: nothing waits.
+                    self.note_waiting(Some(0), Some(false));
+                    return;
+                }
+                Err(e) => {
+                    pass.fault = Some(e);
+                    return;
+                }
+            };
             // In progress: claimed; whether it was deferred stays as its last pass left it.
             self.note_waiting(Some(claimed), None);
             let beating = self.metrics.as_ref().map(|m| m.beating(&*self.progress));
@@ -312,6 +461,8 @@ where
             let cx = FileContext {
                 tenant: &self.tenant,
                 folder,
+                home: folder,
+                kind: FileKind::Import,
                 api: &self.api,
                 reports,
                 records: &self.records,
@@ -363,9 +514,11 @@ where
     fn next_file(
         &self,
         folder: &DropFolder,
+        reports: &ReportSink,
         now: std::time::SystemTime,
         listing: &mut Listing,
         settling: &mut usize,
+        files: &mut Vec<FileRecord>,
     ) -> Result<Option<(opscom_scheduler::ClaimedFile, u64)>, String> {
         // With the file, how many are claimed now (for the metrics, without listing again).
         let claimed = folder.claimed().map_err(|e| e.to_string())?;
@@ -376,9 +529,28 @@ where
         loop {
             if listing.stale(folder) {
                 let scan = folder.scan(now, self.settle).map_err(|e| e.to_string())?;
+                let released = self.act_on_signals(folder, reports, &scan.signals, now);
+                self.set_aside(folder, reports, &scan.unimportable, now, files);
                 listing.refill(folder, scan.ready);
                 *settling = scan.settling;
                 self.log_skipped(&scan.skipped);
+                if released {
+                    // A released file is claimed now: it goes first.
+                    let claimed = folder.claimed().map_err(|e| e.to_string())?;
+                    let count = claimed.len() as u64;
+                    if let Some(c) = claimed.into_iter().next() {
+                        return Ok(Some((c, count)));
+                    }
+                }
+            }
+            // A held file holds back the tenant's later uploads, in order, until it is
+            // released or discarded.
+            let held = folder.held().map_err(|e| e.to_string())?;
+            if let Some(m) = &self.metrics {
+                m.set_waiting(Waiting::Held, held.len() as u64);
+            }
+            if !held.is_empty() {
+                return Ok(None);
             }
             let Some(candidate) = listing.ready.pop_front() else {
                 return Ok(None);
@@ -415,16 +587,27 @@ where
     /// Removes journals and report files of claims that no longer exist (a crash between the
     /// move into `.bak` and their removal). Also releases reports held for claims that are gone (committed to `.bak` just before a
     /// crash).
-    fn remove_orphaned_work_files(&self, folder: &DropFolder, reports: &ReportSink) {
+    fn remove_orphaned_work_files(
+        &self,
+        folder: &DropFolder,
+        preview: Option<&DropFolder>,
+        reports: &ReportSink,
+    ) {
         // A file's journal is the last of its work files to go (after its report is released),
         // so no journal means nothing is left over: one look, not four listings, per idle pass.
         let journals = std::fs::read_dir(self.tenant.work_dir.join("journal"));
         if !journals.is_ok_and(|mut j| j.next().is_some()) {
             return;
         }
-        let Ok(claimed) = folder.claimed() else {
+        let Ok(mut claimed) = folder.claimed() else {
             return;
         };
+        match preview.map(DropFolder::claimed) {
+            Some(Ok(previews)) => claimed.extend(previews),
+            // Previews in progress cannot be told from left-overs: leave everything.
+            Some(Err(_)) => return,
+            None => {}
+        }
         let live: std::collections::HashSet<String> =
             claimed.iter().map(|c| c.id().to_owned()).collect();
         for id in reports.held().unwrap_or_default() {
@@ -440,8 +623,12 @@ where
             };
             for entry in entries.flatten() {
                 let name = entry.file_name().to_string_lossy().into_owned();
-                let id = name.rsplit_once('.').map_or(name.as_str(), |(id, _)| id);
-                if !live.contains(id) {
+                // `CLAIM.jsonl`, `CLAIM.fixed.csv`…: a claim id holds one dot itself.
+                let of_live_claim = live.iter().any(|id| {
+                    name.strip_prefix(id.as_str())
+                        .is_some_and(|rest| rest.starts_with('.'))
+                });
+                if !of_live_claim {
                     let _ = std::fs::remove_file(entry.path());
                 }
             }
@@ -455,7 +642,12 @@ where
             FileOutcome::Archived { record, .. } | FileOutcome::Deferred { record, .. } => record,
         };
         let now = self.clock.now();
-        m.file_done(record.outcome, record.rows_ok, record.rows_failed, now);
+        let rows = RowCounts {
+            ok: record.rows_ok,
+            failed: record.rows_failed,
+            unchanged: record.rows_unchanged,
+        };
+        m.file_done(record.outcome, rows, now);
     }
 
     /// Sets the tenant's waiting files in the metrics: how many are claimed now, and whether
@@ -521,10 +713,205 @@ where
             _ => return,
         };
         match result {
-            Ok(()) => set_marker(&self.tenant.name, folder, marker),
+            Ok(()) => {
+                set_marker(&self.tenant.name, folder, marker);
+                if marker == OUTAGE_MARKER {
+                    // The client was told this file is delayed: its import is followed up.
+                    let work = WorkFiles::new(&self.tenant.work_dir, &record.claim);
+                    if let Err(e) = crate::private::write_private(&work.delayed, b"") {
+                        warn!(tenant = %self.tenant.name, error = %e, "cannot remember that a file was reported delayed");
+                    }
+                }
+            }
             Err(e) => warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report"),
         }
     }
+
+    /// Acts on the client's (or the operator's) `NAME.approve` and `NAME.discard`: releases
+    /// the held file into a claim, or moves it to `.bak`. A control file for a file that is not
+    /// held is answered by e-mail and removed. Returns whether a file was released.
+    fn act_on_signals(
+        &self,
+        folder: &DropFolder,
+        reports: &ReportSink,
+        signals: &[Signal],
+        now: SystemTime,
+    ) -> bool {
+        let mut released = false;
+        for signal in signals {
+            let held = match folder.held() {
+                Ok(held) => held,
+                Err(e) => {
+                    warn!(tenant = %self.tenant.name, error = %e, "cannot list held files");
+                    return released;
+                }
+            };
+            let target = held.iter().find(|h| h.name == signal.target);
+            let done = match (target, signal.action) {
+                (Some(h), SignalAction::Approve) => {
+                    // Said before the move, so that a crash between the two cannot hold it
+                    // again: the approval follows the file (its inode).
+                    let state = file::approved_state(h.ino);
+                    if let Err(e) = folder.write_state_atomic(&state, b"") {
+                        warn!(tenant = %self.tenant.name, error = %e, "cannot record an approval; tried again next pass");
+                        continue;
+                    }
+                    match folder.release(&h.name) {
+                        Ok(Some(c)) => {
+                            info!(tenant = %self.tenant.name, file = %h.name, claim = %c.id(), "held file released: importing it");
+                            released = true;
+                            true
+                        }
+                        Ok(None) => true, // released by another instance
+                        Err(e) => {
+                            warn!(tenant = %self.tenant.name, file = %h.name, error = %e, "cannot release a held file");
+                            false
+                        }
+                    }
+                }
+                (Some(h), SignalAction::Discard) => match folder.discard_held(&h.name, now) {
+                    Ok(Some(archived_as)) => {
+                        info!(tenant = %self.tenant.name, file = %h.name, archived_as = %archived_as, "held file discarded");
+                        self.record_discarded(&h.name, &archived_as, now);
+                        true
+                    }
+                    Ok(None) => true,
+                    Err(e) => {
+                        warn!(tenant = %self.tenant.name, file = %h.name, error = %e, "cannot discard a held file");
+                        false
+                    }
+                },
+                (None, _) => {
+                    info!(tenant = %self.tenant.name, signal = %signal.name, "control file for a file that is not held: answered and removed");
+                    let report = Report::SignalNotHeld(SignalNotHeldReport {
+                        signal_name: signal.name.clone(),
+                        target: signal.target.clone(),
+                        held: held.iter().map(|h| h.name.clone()).collect(),
+                    });
+                    let subject = format!("signal-{}-{}", signal.name, unix(now));
+                    match reports.send(&report, &subject, now) {
+                        Ok(()) => true,
+                        Err(e) => {
+                            warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report");
+                            false
+                        }
+                    }
+                }
+            };
+            if done && let Err(e) = folder.remove_signal(signal) {
+                warn!(tenant = %self.tenant.name, signal = %signal.name, error = %e, "cannot remove a control file");
+            }
+        }
+        released
+    }
+
+    /// A discarded held file's record.
+    fn record_discarded(&self, name: &str, archived_as: &str, now: SystemTime) {
+        let record = FileRecord {
+            at: jiff::Timestamp::try_from(now)
+                .map(|t| t.to_string())
+                .unwrap_or_default(),
+            tenant: self.tenant.name.clone(),
+            file: name.to_owned(),
+            claim: format!("discarded-{}", unix(now)),
+            rows_total: 0,
+            rows_ok: 0,
+            rows_failed: 0,
+            rows_unchanged: 0,
+            outcome: Outcome::Discarded,
+            reason: Some("discarded by its client or the operator while held".to_owned()),
+            archived_as: Some(archived_as.to_owned()),
+            duration_ms: 0,
+        };
+        if let Err(e) = self.records.append(&record, now) {
+            warn!(tenant = %self.tenant.name, error = %e, "could not append a record");
+        }
+    }
+
+    /// Uploads that will never be imported (not CSV files, links, folders…): each is reported
+    /// once by e-mail with the fix, then moved to `.bak` as it is, never followed or deleted.
+    fn set_aside(
+        &self,
+        folder: &DropFolder,
+        reports: &ReportSink,
+        entries: &[Unimportable],
+        now: SystemTime,
+        files: &mut Vec<FileRecord>,
+    ) {
+        for entry in entries.iter().take(UNIMPORTABLE_PER_PASS) {
+            let what = match entry.kind {
+                UnimportableKind::Spreadsheet => NotImportableWhat::Spreadsheet,
+                UnimportableKind::Text => NotImportableWhat::Text,
+                UnimportableKind::Symlink => NotImportableWhat::Symlink,
+                UnimportableKind::Directory => NotImportableWhat::Directory,
+                UnimportableKind::Fifo => NotImportableWhat::Fifo,
+                UnimportableKind::OtherName => NotImportableWhat::OtherName,
+                _ => NotImportableWhat::Other,
+            };
+            let mut report = NotImportableReport {
+                file_name: entry.name.clone(),
+                what,
+                moved_to: entry.name.clone(),
+            };
+            // Told before it moves: a crash in between tells twice, never not at all.
+            let subject = format!("not-importable-{}-{}", entry.name, unix(now));
+            if let Err(e) = reports.send(&Report::NotImportable(report.clone()), &subject, now) {
+                warn!(tenant = %self.tenant.name, file = %entry.name, error = %e, "cannot spool a report; the upload stays for the next pass");
+                continue;
+            }
+            let archived_as = match folder.set_aside(entry, now) {
+                Ok(Some(name)) => name,
+                Ok(None) => continue, // gone or changed meanwhile
+                Err(e) => {
+                    warn!(tenant = %self.tenant.name, file = %entry.name, error = %e, "cannot move an upload that will not be imported");
+                    continue;
+                }
+            };
+            report.moved_to = archived_as.clone();
+            info!(tenant = %self.tenant.name, file = %entry.name, kind = ?entry.kind, archived_as = %archived_as, "upload that cannot be imported: reported and moved to .bak");
+            crate::results::write(
+                folder,
+                reports,
+                &self.tenant.name,
+                &crate::results::ResultFiles {
+                    file_name: &entry.name,
+                    report: &Report::NotImportable(report),
+                    failed_csv: None,
+                    fixed_csv: None,
+                },
+                now,
+            );
+            let record = FileRecord {
+                at: jiff::Timestamp::try_from(now)
+                    .map(|t| t.to_string())
+                    .unwrap_or_default(),
+                tenant: self.tenant.name.clone(),
+                file: entry.name.clone(),
+                claim: format!("set-aside-{}", unix(now)),
+                rows_total: 0,
+                rows_ok: 0,
+                rows_failed: 0,
+                rows_unchanged: 0,
+                outcome: Outcome::NotImported,
+                reason: Some(format!("{:?}", entry.kind).to_lowercase()),
+                archived_as: Some(archived_as),
+                duration_ms: 0,
+            };
+            if let Err(e) = self.records.append(&record, now) {
+                warn!(tenant = %self.tenant.name, error = %e, "could not append a record");
+            }
+            if let Some(m) = &self.metrics {
+                m.file_done(Outcome::NotImported, RowCounts::default(), now);
+            }
+            files.push(record);
+        }
+    }
+}
+
+/// Seconds since the epoch of `t` (for stable report subjects).
+fn unix(t: SystemTime) -> u64 {
+    t.duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs())
 }
 
 /// Whether the marker `name` is set. One that cannot be read counts as set: at worst a report

@@ -37,6 +37,8 @@ async fn a_report_of_two_failed_rows_reaches_the_outbox_with_its_csv() {
         rows_total: 4,
         rows_ok: 2,
         rows_failed: 2,
+        rows_unchanged: 0,
+        after_delay: false,
         summary,
         failure_csv: Some(FailureCsv::Bytes(csv.clone())),
     });

@@ -91,12 +91,13 @@ fn an_api_outage_defers_the_file_mails_once_and_imports_after_recovery() {
         (last.rows_total, last.rows_ok, last.rows_failed),
         (12, 12, 0)
     );
+    // No failure report after recovery, but the follow-up the delayed e-mail promised.
     let mail = messages_to(&smtp, "it@acme.example.edu");
-    assert_eq!(
-        mail.len(),
-        1,
-        "no failure report after recovery:\n{}",
-        describe(&mail)
+    assert_eq!(mail.len(), 2, "{}", describe(&mail));
+    let follow_up = mail[1].subject().unwrap_or_default();
+    assert!(
+        follow_up.contains("roster.csv") && follow_up.contains("after the delay"),
+        "{follow_up}"
     );
 
     // A later outage is a new one: it is reported again.

@@ -7,7 +7,9 @@
 
 mod alerts;
 mod cli;
+mod client;
 mod concurrency;
+mod delta;
 mod faults;
 mod instances;
 mod lifecycle;

@@ -97,6 +97,7 @@ fn rejected_with_fixes(fixed: Option<FailureCsv>) -> Report {
             },
         ],
         fixed_csv: fixed,
+        preview: false,
     })
 }
 

@@ -50,6 +50,7 @@ fn a_rejected_file_gets_reason_line_and_fix_without_attachment() {
         excel_damage: true,
         header_fixes: Vec::new(),
         fixed_csv: None,
+        preview: false,
     });
     let m = compose(&report, &envelope(), "c", &ComposeOptions::at(date())).unwrap();
     let parsed = parse(&m);

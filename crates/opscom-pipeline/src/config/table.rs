@@ -194,6 +194,44 @@ impl<'a, 'i> Table<'a, 'i> {
         None
     }
 
+    /// The boolean at `key`: `None` when it is absent, or not a boolean (reported).
+    pub fn boolean(&self, problems: &mut Problems<'_>, key: &str) -> Option<bool> {
+        let value = self.entries.get(key)?.get_ref();
+        let reason = match value {
+            DeValue::Boolean(b) => return Some(*b),
+            DeValue::String(s) if matches!(s.trim(), "true" | "false") => format!(
+                "must be a boolean, not a string: write {} without quotes",
+                s.trim()
+            ),
+            other => format!("must be true or false, not {}", kind(other)),
+        };
+        self.problem(problems, key, reason);
+        None
+    }
+
+    /// The number (integer or float) at `key`: `None` when it is absent, or not a number
+    /// (reported).
+    pub fn number(&self, problems: &mut Problems<'_>, key: &str) -> Option<f64> {
+        let value = self.entries.get(key)?.get_ref();
+        let reason = match value {
+            DeValue::Integer(n) => match i64::from_str_radix(n.as_str(), n.radix()) {
+                Ok(n) => return Some(n as f64),
+                Err(_) => format!("{n} is out of range"),
+            },
+            DeValue::Float(f) => match f.as_str().parse::<f64>() {
+                Ok(f) if f.is_finite() => return Some(f),
+                _ => format!("{f} is not a usable number"),
+            },
+            DeValue::String(s) if s.trim().parse::<f64>().is_ok() => format!(
+                "must be a number, not a string: write {} without quotes",
+                s.trim()
+            ),
+            other => format!("must be a number, not {}", kind(other)),
+        };
+        self.problem(problems, key, reason);
+        None
+    }
+
     /// The table at `key`, its keys named `key.…`: `None` when it is absent, or not a table
     /// (reported).
     pub fn table(&self, problems: &mut Problems<'_>, key: &str) -> Option<Table<'a, 'i>> {

@@ -21,12 +21,42 @@ fn files_and_rows_are_counted_by_tenant_and_outcome_as_records_spell_them() {
     let metrics = Metrics::new();
     let acme = metrics.tenant("acme");
     let now = SystemTime::UNIX_EPOCH + Duration::from_secs(1_700_000_000);
-    acme.file_done(Outcome::ImportedWithFailures, 2, 1, now);
-    acme.file_done(Outcome::Imported, 3, 0, now);
-    acme.file_done(Outcome::Deferred, 5, 0, now);
-    metrics
-        .tenant("globex")
-        .file_done(Outcome::Rejected, 0, 0, now);
+    acme.file_done(
+        Outcome::ImportedWithFailures,
+        RowCounts {
+            ok: 2,
+            failed: 1,
+            unchanged: 0,
+        },
+        now,
+    );
+    acme.file_done(
+        Outcome::Imported,
+        RowCounts {
+            ok: 3,
+            failed: 0,
+            unchanged: 0,
+        },
+        now,
+    );
+    acme.file_done(
+        Outcome::Deferred,
+        RowCounts {
+            ok: 5,
+            failed: 0,
+            unchanged: 0,
+        },
+        now,
+    );
+    metrics.tenant("globex").file_done(
+        Outcome::Rejected,
+        RowCounts {
+            ok: 0,
+            failed: 0,
+            unchanged: 0,
+        },
+        now,
+    );
     let text = metrics.encode();
     for line in [
         r#"opscom_import_files_total{tenant="acme",outcome="imported_with_failures"} 1"#,
@@ -298,9 +328,15 @@ fn get(addr: std::net::SocketAddr, path: &str) -> (String, String) {
 #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
 async fn the_listener_serves_metrics_and_health_and_refuses_a_port_in_use() {
     let metrics = Metrics::new();
-    metrics
-        .tenant("acme")
-        .file_done(Outcome::Imported, 1, 0, SystemTime::now());
+    metrics.tenant("acme").file_done(
+        Outcome::Imported,
+        RowCounts {
+            ok: 1,
+            failed: 0,
+            unchanged: 0,
+        },
+        SystemTime::now(),
+    );
     let server = MetricsServer::start("127.0.0.1:0".parse().unwrap(), metrics.clone())
         .await
         .unwrap();

@@ -277,6 +277,7 @@ mod tests {
             rows_total: 3,
             rows_ok: 3,
             rows_failed: 0,
+            rows_unchanged: 0,
             outcome,
             reason: None,
             archived_as: None,

@@ -99,10 +99,17 @@ fn tenant(out: &mut String, t: &TenantStatus) {
 }
 
 fn rows(f: &FileEntry) -> String {
-    format!(
-        "rows {} ({} ok, {} failed)",
-        f.rows_total, f.rows_ok, f.rows_failed
-    )
+    if f.rows_unchanged > 0 {
+        format!(
+            "rows {} ({} ok, {} unchanged, {} failed)",
+            f.rows_total, f.rows_ok, f.rows_unchanged, f.rows_failed
+        )
+    } else {
+        format!(
+            "rows {} ({} ok, {} failed)",
+            f.rows_total, f.rows_ok, f.rows_failed
+        )
+    }
 }
 
 fn unreadable(out: &mut String, list: &[Unreadable]) {
