@@ -170,7 +170,7 @@ impl DigestStore {
     }
 
     /// Takes in the digests of rows the API accepted: a known user's digest is replaced, a new
-    /// one added. Memory: the new users only, beyond the state itself.
+    /// one added. Memory: the new users only, beyond the state itself; sorted in place.
     pub fn merge(&mut self, mut confirmed: Vec<RowDigest>) {
         if self.entries.is_empty() {
             self.entries = confirmed;
@@ -186,8 +186,10 @@ impl DigestStore {
             self.entries.reserve_exact(confirmed.len());
             self.entries.append(&mut confirmed);
         }
-        // Stable: of two digests of one id (a file cannot hold two), the one taken last wins.
-        self.entries.sort_by_key(|e| e.id);
+        // In place (a stable sort would borrow half the state again): a file cannot hold one
+        // `unique_id` twice, so no two digests share an id here but by a hash collision, and
+        // then either may stay (the user is pushed again next time, never skipped wrongly).
+        self.entries.sort_unstable_by_key(|e| e.id);
         dedup_keep_last(&mut self.entries);
         self.entries.shrink_to_fit();
     }

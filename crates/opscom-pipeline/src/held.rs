@@ -67,29 +67,32 @@ fn held_list(held: &[String]) -> String {
     }
 }
 
-/// The names of the regular files in `drop_dir/held/`, sorted.
-pub fn held_files(drop_dir: &Path) -> io::Result<Vec<String>> {
+/// The regular files in `drop_dir/held/` (hidden names and links left out), oldest first:
+/// their modification times and names. Read-only; none when `held/` does not exist.
+pub fn held_files(drop_dir: &Path) -> io::Result<Vec<(std::time::SystemTime, String)>> {
     let dir = drop_dir.join(opscom_scheduler::HELD_DIR);
     let listing = match std::fs::read_dir(&dir) {
         Ok(l) => l,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
+        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
             return Ok(Vec::new());
         }
         Err(e) => return Err(e),
     };
-    let mut names: Vec<String> = listing
+    let mut found: Vec<(std::time::SystemTime, String)> = listing
         .flatten()
-        .filter(|e| e.file_type().is_ok_and(|t| t.is_file()))
-        .filter_map(|e| e.file_name().to_str().map(str::to_owned))
-        .filter(|n| !n.starts_with('.'))
+        .filter_map(|entry| {
+            let name = entry.file_name().to_str()?.to_owned();
+            let meta = std::fs::symlink_metadata(entry.path()).ok()?;
+            (!name.starts_with('.') && meta.is_file()).then(|| {
+                (
+                    meta.modified().unwrap_or(std::time::SystemTime::UNIX_EPOCH),
+                    name,
+                )
+            })
+        })
         .collect();
-    names.sort();
-    Ok(names)
+    found.sort();
+    Ok(found)
 }
 
 /// Asks the service to release or discard `file`, held for `tenant`: writes the control file
@@ -108,10 +111,14 @@ pub fn request(
         }
         .into());
     };
-    let held = held_files(&t.drop_dir).map_err(|source| RequestError::Io {
-        path: t.drop_dir.join(opscom_scheduler::HELD_DIR),
-        source,
-    })?;
+    let held: Vec<String> = held_files(&t.drop_dir)
+        .map_err(|source| RequestError::Io {
+            path: t.drop_dir.join(opscom_scheduler::HELD_DIR),
+            source,
+        })?
+        .into_iter()
+        .map(|(_, name)| name)
+        .collect();
     if !held.iter().any(|h| h == file) {
         return Err(RequestError::NotHeld {
             tenant: tenant.to_owned(),

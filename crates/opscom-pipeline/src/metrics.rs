@@ -61,7 +61,7 @@ pub enum Waiting {
     Deferred,
     /// A claimed file: in progress, or waiting to be resumed.
     Claimed,
-    /// A file held back on purpose (none yet: holds come later; always 0).
+    /// A file in `held/`, waiting for its client's approval (`hold_changed_percent`).
     Held,
 }
 

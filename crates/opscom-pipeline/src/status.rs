@@ -557,34 +557,18 @@ fn waiting(
     out
 }
 
-/// The files in `drop_dir/held/`, oldest first (links and hidden names are not files of it).
+/// The files in `drop_dir/held/`, oldest first.
 fn held(drop_dir: &Path, unreadable: &mut Vec<Unreadable>) -> Vec<Waiting> {
-    let dir = drop_dir.join(opscom_scheduler::HELD_DIR);
-    let listing = match std::fs::read_dir(&dir) {
-        Ok(l) => l,
-        Err(e)
-            if matches!(
-                e.kind(),
-                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
-            ) =>
-        {
-            return Vec::new();
-        }
+    let found = match crate::held::held_files(drop_dir) {
+        Ok(found) => found,
         Err(e) => {
-            unreadable.push(Unreadable::new(&dir, e));
+            unreadable.push(Unreadable::new(
+                &drop_dir.join(opscom_scheduler::HELD_DIR),
+                e,
+            ));
             return Vec::new();
         }
     };
-    let mut found: Vec<(SystemTime, String)> = listing
-        .flatten()
-        .filter_map(|entry| {
-            let name = entry.file_name().to_str()?.to_owned();
-            let meta = std::fs::symlink_metadata(entry.path()).ok()?;
-            (!name.starts_with('.') && meta.is_file())
-                .then(|| (meta.modified().unwrap_or(SystemTime::UNIX_EPOCH), name))
-        })
-        .collect();
-    found.sort();
     found
         .into_iter()
         .map(|(mtime, file)| Waiting {

@@ -243,3 +243,53 @@ fn roster_of_one() -> Vec<u8> {
         &["A1,OPSCOM,Ada,One,a1@example.edu,617-555-0001,MA,1990-01-01"],
     )
 }
+
+#[test]
+fn held_files_and_unchanged_rows_show_in_the_metrics() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.interval = "1s".into();
+    lab.tenant("acme", &sandbox.url()).extra =
+        "mode = \"delta\"\nhold_changed_percent = 50".into();
+    let addr = free_address();
+    lab.extra_toml = format!("[metrics]\nlisten = \"{addr}\"");
+    let rows = |phone: &str| {
+        csv(
+            ROSTER_HEADER,
+            &[
+                &format!("H1,OPSCOM,Ada,One,h1@example.edu,{phone},MA,1990-01-01"),
+                &format!("H2,OPSCOM,Bo,Two,h2@example.edu,{phone},MA,1990-01-02"),
+            ],
+        )
+    };
+    lab.upload("acme", "day1.csv", &rows("617-555-0001"));
+    let config = lab.write_config();
+    let service = lab.spawn(&["run", "--config", &config.to_string_lossy()]);
+    let metric = |series: &str| get(addr, "/metrics").and_then(|a| sample(&a.body, series));
+    wait_for(Duration::from_secs(30), "day1 imported", || {
+        (lab.bak("acme").contains_key("day1.csv")).then_some(())
+    });
+
+    // The same rows: counted unchanged, nothing sent.
+    lab.upload("acme", "day2.csv", &rows("617-555-0001"));
+    wait_for(Duration::from_secs(30), "unchanged rows counted", || {
+        (metric(r#"opscom_import_rows_total{tenant="acme",outcome="unchanged"}"#) == Some(2.0))
+            .then_some(())
+    });
+    // Every known user changed: held, and shown as waiting.
+    lab.upload("acme", "day3.csv", &rows("212-555-0009"));
+    wait_for(Duration::from_secs(30), "a held file in the metrics", || {
+        (metric(r#"opscom_import_files_waiting{tenant="acme",reason="held"}"#) == Some(1.0))
+            .then_some(())
+    });
+    assert_eq!(
+        metric(r#"opscom_import_files_total{tenant="acme",outcome="held"}"#),
+        Some(1.0)
+    );
+    assert_eq!(sandbox.pushes().len(), 2);
+    service.signal(Signal::TERM);
+    service
+        .wait(Duration::from_secs(20))
+        .expect_code(0, "run after SIGTERM");
+}
