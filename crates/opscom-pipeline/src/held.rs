@@ -73,7 +73,12 @@ pub fn held_files(drop_dir: &Path) -> io::Result<Vec<(std::time::SystemTime, Str
     let dir = drop_dir.join(opscom_scheduler::HELD_DIR);
     let listing = match std::fs::read_dir(&dir) {
         Ok(l) => l,
-        Err(e) if matches!(e.kind(), io::ErrorKind::NotFound | io::ErrorKind::NotADirectory) => {
+        Err(e)
+            if matches!(
+                e.kind(),
+                io::ErrorKind::NotFound | io::ErrorKind::NotADirectory
+            ) =>
+        {
             return Ok(Vec::new());
         }
         Err(e) => return Err(e),

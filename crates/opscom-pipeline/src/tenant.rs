@@ -94,6 +94,9 @@ pub struct TenantRunner<A: ?Sized, M: ?Sized, C: ?Sized> {
     bak_retention: BakRetention,
     /// Who the reports come from (operator sender, DKIM, operator copies).
     sender: Sender,
+    /// `preview/`'s modification time when a pass last left it with nothing to do: while it
+    /// stays the same, an idle pass does not open or list it.
+    preview_seen: std::sync::Mutex<Option<SystemTime>>,
 }
 
 impl<A, M, C> TenantRunner<A, M, C>
@@ -126,6 +129,7 @@ where
             retired: AtomicBool::new(false),
             metrics: None,
             sender: Sender::default(),
+            preview_seen: std::sync::Mutex::new(None),
         }
     }
 
@@ -245,7 +249,11 @@ where
 
         match self.open_folder() {
             Ok(folder) => {
-                let preview = self.open_preview(&folder, &reports);
+                let preview = if self.preview_changed() {
+                    self.open_preview(&folder, &reports)
+                } else {
+                    None
+                };
                 self.remove_orphaned_work_files(&folder, preview.as_ref(), &reports);
                 self.take_files(&folder, &reports, shutdown.clone(), pass)
                     .await;
@@ -253,8 +261,10 @@ where
                     && pass.fault.is_none()
                     && !pass.deferred
                 {
-                    self.take_previews(&folder, preview, &reports, shutdown, pass)
+                    let idle = self
+                        .take_previews(&folder, preview, &reports, shutdown, pass)
                         .await;
+                    self.note_preview_idle(idle);
                 }
                 if pass.fault.is_none() {
                     let now = self.clock.now();
@@ -319,7 +329,30 @@ where
         }
     }
 
+    /// Whether `preview/` may hold work: it changed since a pass last left it idle (or cannot
+    /// be looked at without opening it). One `lstat` per idle pass.
+    fn preview_changed(&self) -> bool {
+        let path = self.tenant.drop_dir.join(opscom_scheduler::PREVIEW_DIR);
+        let Ok(meta) = std::fs::symlink_metadata(&path) else {
+            return true;
+        };
+        let seen = *self.preview_seen.lock().unwrap_or_else(|e| e.into_inner());
+        !(meta.is_dir() && seen.is_some() && meta.modified().ok() == seen)
+    }
+
+    /// After the previews of a pass: remembers `preview/`'s time when nothing is left to do
+    /// there (no claim, nothing settling), so that the next idle pass skips it.
+    fn note_preview_idle(&self, idle: bool) {
+        let path = self.tenant.drop_dir.join(opscom_scheduler::PREVIEW_DIR);
+        let now = std::fs::symlink_metadata(&path)
+            .ok()
+            .filter(|m| idle && m.is_dir())
+            .and_then(|m| m.modified().ok());
+        *self.preview_seen.lock().unwrap_or_else(|e| e.into_inner()) = now;
+    }
+
     /// Checks the files dropped in `preview/`, oldest first, as an import would, pushing none.
+    /// Returns whether it left nothing to do (no claim, nothing settling).
     async fn take_previews(
         &self,
         home: &DropFolder,
@@ -327,12 +360,13 @@ where
         reports: &ReportSink,
         shutdown: watch::Receiver<bool>,
         pass: &mut TenantPass,
-    ) {
+    ) -> bool {
         let mut listing = Listing::default();
         let mut settling = 0;
+        let mut idle = true;
         loop {
             if *shutdown.borrow() || self.is_retired() {
-                return;
+                return false;
             }
             let now = self.clock.now();
             let next = match self.next_preview(preview, now, &mut listing, &mut settling) {
@@ -340,6 +374,7 @@ where
                 Ok(None) => break,
                 Err(e) => {
                     warn!(tenant = %self.tenant.name, error = %e, "cannot take a preview");
+                    idle = false;
                     break;
                 }
             };
@@ -366,11 +401,13 @@ where
                         settling += 1;
                     }
                     pass.files.push(record);
+                    idle = false;
                     break;
                 }
             }
         }
         pass.settling += settling;
+        idle && settling == 0
     }
 
     /// The next preview: one left claimed first, else the oldest ready one.

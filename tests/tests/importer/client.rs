@@ -541,3 +541,31 @@ fn a_report_sent_on_the_clients_behalf_is_dkim_signed_and_verifies() {
     let tampered = String::from_utf8_lossy(m.raw()).replacen("roster.csv", "rostex.csv", 3);
     assert!(!verify(tampered.as_bytes()), "a changed message does not");
 }
+
+#[test]
+fn run_takes_a_preview_uploaded_while_it_is_idle() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.interval = "1s".into();
+    lab.tenant("acme", &sandbox.url());
+    let config = lab.write_config();
+    let service = lab.spawn(&["run", "--config", &config.to_string_lossy()]);
+    let preview = lab.drop_dir("acme").join("preview");
+    opscom_tests::wait_for(Duration::from_secs(30), "preview/ made", || {
+        preview.is_dir().then_some(())
+    });
+    // Several idle passes, then an upload: the pass after it must look again.
+    std::thread::sleep(Duration::from_millis(2500));
+    let path = preview.join("roster.csv");
+    std::fs::write(&path, roster("P", 3)).expect("upload a preview");
+    lab.backdate(&path, Duration::from_secs(60));
+    opscom_tests::wait_for(Duration::from_secs(30), "the preview taken", || {
+        preview.join(".bak/roster.csv").is_file().then_some(())
+    });
+    assert!(sandbox.pushes().is_empty());
+    service.signal(rustix::process::Signal::TERM);
+    service
+        .wait(Duration::from_secs(20))
+        .expect_code(0, "run after SIGTERM");
+}

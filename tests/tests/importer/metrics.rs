@@ -250,8 +250,7 @@ fn held_files_and_unchanged_rows_show_in_the_metrics() {
     let smtp = SmtpServer::start();
     let mut lab = Lab::new(&smtp.url());
     lab.interval = "1s".into();
-    lab.tenant("acme", &sandbox.url()).extra =
-        "mode = \"delta\"\nhold_changed_percent = 50".into();
+    lab.tenant("acme", &sandbox.url()).extra = "mode = \"delta\"\nhold_changed_percent = 50".into();
     let addr = free_address();
     lab.extra_toml = format!("[metrics]\nlisten = \"{addr}\"");
     let rows = |phone: &str| {
@@ -279,10 +278,14 @@ fn held_files_and_unchanged_rows_show_in_the_metrics() {
     });
     // Every known user changed: held, and shown as waiting.
     lab.upload("acme", "day3.csv", &rows("212-555-0009"));
-    wait_for(Duration::from_secs(30), "a held file in the metrics", || {
-        (metric(r#"opscom_import_files_waiting{tenant="acme",reason="held"}"#) == Some(1.0))
-            .then_some(())
-    });
+    wait_for(
+        Duration::from_secs(30),
+        "a held file in the metrics",
+        || {
+            (metric(r#"opscom_import_files_waiting{tenant="acme",reason="held"}"#) == Some(1.0))
+                .then_some(())
+        },
+    );
     assert_eq!(
         metric(r#"opscom_import_files_total{tenant="acme",outcome="held"}"#),
         Some(1.0)
