@@ -591,6 +591,24 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
             journal.mark(Mark::ReportSpooled)?;
         }
         self.write_results(journal, marks, &report, None, None)?;
+        // A `held` that is a file or a link (the client's) cannot take the file: it stays
+        // claimed, holding the tenant's later files back too, until the client deletes it.
+        match self.cx.folder.client_dir(opscom_scheduler::ClientDir::Held) {
+            Ok(_) => {
+                let _ = self.cx.folder.remove_state("held-fault-reported");
+            }
+            Err(e @ opscom_scheduler::FolderError::NotAFolder { .. }) => {
+                results::tell_once(
+                    self.cx.folder,
+                    self.cx.reports,
+                    &self.cx.tenant.name,
+                    opscom_scheduler::HELD_DIR,
+                    self.cx.now,
+                );
+                return Err(DeferReason::Io(e.to_string()));
+            }
+            Err(e) => return Err(DeferReason::Io(e.to_string())),
+        }
         let reason = format!(
             "held: it would change {changed} of the {known} known users, more than {limit}%"
         );

@@ -262,24 +262,33 @@ impl ReportSink {
         self.enqueue(&report, &format!("bak-fault-{at}"), now)
     }
 
-    /// Spools the report that `results/` or `preview/` in the drop folder is not a folder (a
-    /// file or a link of that name), dated `now`. Imports go on.
+    /// Spools the report that `results/`, `preview/` or `held/` in the drop folder is not a
+    /// folder (a file or a link of that name), dated `now`. Imports go on, but for `held/`.
     pub fn subfolder_not_a_folder(&self, name: &str, now: SystemTime) -> Result<(), ReportError> {
-        let what = if name == opscom_scheduler::PREVIEW_DIR {
-            "files dropped there cannot be checked"
-        } else {
-            "the importer cannot put the results of your files there (they are still e-mailed)"
+        let (what, paused) = match name {
+            opscom_scheduler::PREVIEW_DIR => ("files dropped there cannot be checked", false),
+            opscom_scheduler::HELD_DIR => (
+                "a file that changes many users cannot be held there for your approval: it \
+                 waits, and so do the files after it",
+                true,
+            ),
+            _ => (
+                "the importer cannot put the results of your files there (they are still \
+                 e-mailed)",
+                false,
+            ),
         };
+        let goes_on = if paused { "" } else { " Your imports go on." };
         let report = Report::FolderProblem(FolderProblemReport {
             problem: format!(
                 "`{name}` in your upload folder is not a folder (it is a file or a link named \
-                 `{name}`), so {what}. Your imports go on."
+                 `{name}`), so {what}.{goes_on}"
             ),
             fix: format!(
                 "Delete `{name}` from your upload folder (for example `rm {name}` in sftp). The \
                  importer creates the folder again on its next pass."
             ),
-            imports_paused: false,
+            imports_paused: paused,
         });
         let at = timestamp(now).as_second();
         self.enqueue(&report, &format!("{name}-fault-{at}"), now)

@@ -17,7 +17,7 @@ use tracing::{debug, warn};
 use crate::report::ReportSink;
 
 /// The state file that says the client was told that `results/` is not a folder.
-pub(crate) const RESULTS_MARKER: &str = "results-fault-reported";
+const RESULTS_MARKER: &str = "results-fault-reported";
 
 /// What is written for one file.
 pub(crate) struct ResultFiles<'a> {
@@ -88,7 +88,7 @@ pub(crate) fn write(
         }
         Err(e @ FolderError::NotAFolder { .. }) => {
             warn!(tenant = %tenant, file = %files.file_name, error = %e, "results not written; the report is still e-mailed");
-            tell_once(home, reports, tenant, now);
+            tell_once(home, reports, tenant, opscom_scheduler::RESULTS_DIR, now);
         }
         Err(e) => {
             warn!(tenant = %tenant, file = %files.file_name, error = %e, "results not written; the report is still e-mailed");
@@ -96,14 +96,22 @@ pub(crate) fn write(
     }
 }
 
-/// Tells the client once that `results/` must be a folder (until it is one again).
-fn tell_once(home: &DropFolder, reports: &ReportSink, tenant: &str, now: SystemTime) {
-    if !matches!(home.read_state(RESULTS_MARKER), Ok(None)) {
+/// Tells the client once that the subfolder `name` (`results`, `held`) must be a folder (until
+/// it is one again: the caller clears `NAME-fault-reported`).
+pub(crate) fn tell_once(
+    home: &DropFolder,
+    reports: &ReportSink,
+    tenant: &str,
+    name: &str,
+    now: SystemTime,
+) {
+    let marker = format!("{name}-fault-reported");
+    if !matches!(home.read_state(&marker), Ok(None)) {
         return;
     }
-    match reports.subfolder_not_a_folder(opscom_scheduler::RESULTS_DIR, now) {
+    match reports.subfolder_not_a_folder(name, now) {
         Ok(()) => {
-            if let Err(e) = home.write_state_atomic(RESULTS_MARKER, b"") {
+            if let Err(e) = home.write_state_atomic(&marker, b"") {
                 warn!(tenant = %tenant, error = %e, "cannot remember that a report was sent");
             }
         }

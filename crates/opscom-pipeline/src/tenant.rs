@@ -582,7 +582,13 @@ where
             }
             // A held file holds back the tenant's later uploads, in order, until it is
             // released or discarded.
-            let held = folder.held().map_err(|e| e.to_string())?;
+            let held = match folder.held() {
+                Ok(held) => held,
+                // A file or a link named `held` holds nothing; a file to hold waits for it to
+                // go, and its client is told then.
+                Err(FolderError::NotAFolder { .. }) => Vec::new(),
+                Err(e) => return Err(e.to_string()),
+            };
             if let Some(m) = &self.metrics {
                 m.set_waiting(Waiting::Held, held.len() as u64);
             }

@@ -485,3 +485,45 @@ fn a_preview_tells_new_changed_and_unchanged_users() {
         assert!(body.contains(expected), "{expected:?} in:\n{body}");
     }
 }
+
+#[test]
+fn a_held_that_is_not_a_folder_keeps_the_file_waiting_and_is_told_once() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.tenant("acme", &sandbox.url()).extra = "hold_changed_percent = 10".into();
+    lab.upload("acme", "day1.csv", &roster("U", 10));
+    lab.once().expect_code(0, "first");
+    std::fs::write(lab.drop_dir("acme").join("held"), b"not a folder").expect("a file named held");
+    lab.upload(
+        "acme",
+        "roster.csv",
+        &roster_changed("U", 10, &[0, 1, 2, 3]),
+    );
+
+    lab.once().expect_code(3, "the file waits");
+    lab.once().expect_code(3, "still waiting");
+    assert_eq!(pushed_ids(&sandbox).len(), 10, "nothing of it is sent");
+    assert_eq!(
+        std::fs::read(lab.drop_dir("acme").join("held")).expect("read"),
+        b"not a folder",
+        "never overwritten"
+    );
+    let told = |smtp: &SmtpServer| {
+        messages_to(smtp, "it@acme.example.edu")
+            .iter()
+            .filter(|m| m.text_body().contains("`held`"))
+            .count()
+    };
+    assert_eq!(told(&smtp), 1, "told once");
+
+    std::fs::remove_file(lab.drop_dir("acme").join("held")).expect("the client deletes it");
+    lab.once().expect_code(0, "held now");
+    assert_eq!(
+        lab.files_in(&lab.drop_dir("acme").join("held"))
+            .keys()
+            .collect::<Vec<_>>(),
+        ["roster.csv"]
+    );
+    assert_eq!(pushed_ids(&sandbox).len(), 10);
+}
