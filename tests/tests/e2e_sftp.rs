@@ -481,6 +481,31 @@ fn sftp_uploads_are_imported_with_production_permissions() {
         "private.csv imported after the fix"
     );
 
+    // A preview, uploaded by the client into preview/: checked, nothing sent, moved to
+    // preview/.bak, its summary in results/, all seen through the client's login.
+    let users_before = world.sandbox_get("/_sandbox/users");
+    local_file(&world, "check.csv", ROSTER);
+    world.sftp_ok(&b, "put check.csv preview/check.csv");
+    let deadline = Instant::now() + Duration::from_secs(120);
+    while !b.drop_dir.join("preview/.bak/check.csv").is_file() {
+        assert!(
+            Instant::now() < deadline,
+            "the preview was never taken; log:\n{}",
+            system::tail(&world.importer_log, 30)
+        );
+        std::thread::sleep(Duration::from_millis(100));
+    }
+    assert_eq!(
+        world.sandbox_get("/_sandbox/users"),
+        users_before,
+        "a preview sends nothing"
+    );
+    let listing = world.sftp_ok(&b, "ls -1 /upload/preview/.bak\nls -1 /upload/results");
+    assert!(
+        listing.contains("check.csv") && listing.contains("check-summary.txt"),
+        "{listing}"
+    );
+
     // The operator's commands of docs/operating.md on the records and the log.
     run_doc_commands(&world);
 
@@ -491,8 +516,29 @@ fn sftp_uploads_are_imported_with_production_permissions() {
         "opscom-import run must exit 0 on SIGTERM, got {status:?}"
     );
 
-    // Exactly one e-mail: the failure report of roster.csv, to tenant A's address.
-    let messages = world.smtp.messages();
+    // B's one e-mail: the preview's, never mistaken for an import's.
+    let to_b: Vec<_> = world
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.to_addresses() == [b.failed_to.as_str()])
+        .collect();
+    assert_eq!(to_b.len(), 1, "B: the preview's e-mail only");
+    assert!(
+        to_b[0]
+            .subject()
+            .is_some_and(|s| s.starts_with("Preview of check.csv")),
+        "{:?}",
+        to_b[0].subject()
+    );
+
+    // Exactly one e-mail to A: the failure report of roster.csv.
+    let messages: Vec<_> = world
+        .smtp
+        .messages()
+        .into_iter()
+        .filter(|m| m.to_addresses() != [b.failed_to.as_str()])
+        .collect();
     assert_eq!(
         messages.len(),
         1,
