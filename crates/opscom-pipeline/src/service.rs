@@ -99,6 +99,8 @@ struct Running {
     watcher: Option<FolderWatcher>,
     /// The kernel's watch limit was reported already (once per process).
     limit_reported: bool,
+    /// The keys whose `preview/` is watched too (it exists only after their first pass).
+    previews: HashSet<usize>,
 }
 
 /// What `once` did over every tenant.
@@ -412,6 +414,7 @@ impl Service {
             control: control_tx,
             watcher: None,
             limit_reported: false,
+            previews: HashSet::new(),
         };
         match FolderWatcher::new() {
             Ok((watcher, mut rx)) => {
@@ -724,6 +727,9 @@ impl Inner {
             };
             let pass = runner.pass(shutdown.clone()).await;
             self.metrics.pass_completed();
+            if let Some(r) = self.running().as_mut() {
+                r.watch_preview(key, &runner.tenant().drop_dir);
+            }
             crate::log_pass(&pass);
             self.alerts.after_pass(runner.tenant(), &pass);
             self.deliver_alerts().await;
@@ -753,6 +759,8 @@ impl Running {
     /// Watches a tenant's folder for file events; false when it cannot (it is then scanned
     /// every interval). The kernel's watch limit is logged once, with the fix.
     fn watch(&mut self, key: usize, dir: &std::path::Path) -> bool {
+        // Another folder drops the old one's `preview/` watch: looked at again after a pass.
+        self.previews.remove(&key);
         let Some(watcher) = self.watcher.as_mut() else {
             return false;
         };
@@ -777,8 +785,37 @@ impl Running {
     }
 
     fn unwatch(&mut self, key: usize) {
+        self.previews.remove(&key);
         if let Some(w) = self.watcher.as_mut() {
             w.unwatch(key);
+        }
+    }
+
+    /// Watches a tenant's `preview/` too, once a pass has made it, so that a preview is taken
+    /// within seconds like an upload. Tried after each pass until it works (or the kernel's
+    /// watch limit is reached: then previews wait for the interval).
+    fn watch_preview(&mut self, key: usize, drop_dir: &std::path::Path) {
+        if self.previews.contains(&key) {
+            return;
+        }
+        let Some(watcher) = self.watcher.as_mut() else {
+            return;
+        };
+        match watcher.watch_also(key, &drop_dir.join(opscom_scheduler::PREVIEW_DIR)) {
+            Ok(()) => {
+                self.previews.insert(key);
+            }
+            Err(e) if e.is_limit() => {
+                self.previews.insert(key);
+                if !self.limit_reported {
+                    self.limit_reported = true;
+                    warn!(
+                        error = %e,
+                        "no file events for the remaining folders: they are scanned every interval instead"
+                    );
+                }
+            }
+            Err(e) => tracing::debug!(error = %e, "preview folder not watched yet"),
         }
     }
 }

@@ -1,6 +1,7 @@
-//! The production event source: a `notify` watcher on every drop folder that sends the index of
-//! the tenant whose folder saw a finished write, a rename into place, or another change to a CSV
-//! name.
+//! The production event source: a `notify` watcher on every drop folder (and, once it exists,
+//! its `preview/`) that sends the index of the tenant whose folder saw a finished write, a
+//! rename into place, or another change to a visible name that is not a partial upload: a CSV
+//! file, a control file (`NAME.approve`), or an upload that will be reported and set aside.
 
 use std::collections::HashMap;
 use std::path::{Path, PathBuf};
@@ -11,15 +12,16 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::error::WatchError;
-use crate::names::has_csv_extension;
+use crate::names::is_partial;
+use crate::{HELD_DIR, PREVIEW_DIR, RESULTS_DIR};
 
 /// Watches drop folders (not recursively) while alive; folders can be added and removed.
 pub struct FolderWatcher {
     watcher: notify::RecommendedWatcher,
     /// Which keys a folder's events go to (shared with the event handler).
     routes: Routes,
-    /// The folder each key watches.
-    watched: HashMap<usize, PathBuf>,
+    /// The folders each key watches (its drop folder, and maybe its `preview/`).
+    watched: HashMap<usize, Vec<PathBuf>>,
 }
 
 type Routes = Arc<Mutex<HashMap<PathBuf, Vec<usize>>>>;
@@ -85,13 +87,35 @@ impl FolderWatcher {
     }
 
     /// Sends `key` on the receiver whenever `dir` sees a change that may make a file ready. A key
-    /// watches one folder: watching another replaces it. [`WatchError::Limit`] when the kernel's
-    /// limit on watches is reached: the folder is then not watched.
+    /// watches one folder (and what [`watch_also`](Self::watch_also) adds): watching another
+    /// replaces them. [`WatchError::Limit`] when the kernel's limit on watches is reached: the
+    /// folder is then not watched.
     pub fn watch(&mut self, key: usize, dir: &Path) -> Result<(), WatchError> {
-        if self.watched.get(&key).is_some_and(|d| d == dir) {
+        if self
+            .watched
+            .get(&key)
+            .is_some_and(|dirs| dirs.first().is_some_and(|d| d == dir))
+        {
             return Ok(());
         }
         self.unwatch(key);
+        self.add(key, dir)
+    }
+
+    /// Also sends `key` for changes in `dir` (a tenant's `preview/`), besides the folder given
+    /// to [`watch`](Self::watch). Watching a folder twice for a key is one watch.
+    pub fn watch_also(&mut self, key: usize, dir: &Path) -> Result<(), WatchError> {
+        if self
+            .watched
+            .get(&key)
+            .is_some_and(|dirs| dirs.iter().any(|d| d == dir))
+        {
+            return Ok(());
+        }
+        self.add(key, dir)
+    }
+
+    fn add(&mut self, key: usize, dir: &Path) -> Result<(), WatchError> {
         let already = self.lock_routes().contains_key(dir);
         if !already {
             self.watcher
@@ -102,27 +126,29 @@ impl FolderWatcher {
             .entry(dir.to_owned())
             .or_default()
             .push(key);
-        self.watched.insert(key, dir.to_owned());
+        self.watched.entry(key).or_default().push(dir.to_owned());
         Ok(())
     }
 
-    /// Stops sending `key`; the folder is unwatched when no other key watches it.
+    /// Stops sending `key`; a folder is unwatched when no other key watches it.
     pub fn unwatch(&mut self, key: usize) {
-        let Some(dir) = self.watched.remove(&key) else {
+        let Some(dirs) = self.watched.remove(&key) else {
             return;
         };
-        let last = {
-            let mut routes = self.lock_routes();
-            let keys = routes.entry(dir.clone()).or_default();
-            keys.retain(|&k| k != key);
-            let last = keys.is_empty();
+        for dir in dirs {
+            let last = {
+                let mut routes = self.lock_routes();
+                let keys = routes.entry(dir.clone()).or_default();
+                keys.retain(|&k| k != key);
+                let last = keys.is_empty();
+                if last {
+                    routes.remove(&dir);
+                }
+                last
+            };
             if last {
-                routes.remove(&dir);
+                let _ = self.watcher.unwatch(&dir);
             }
-            last
-        };
-        if last {
-            let _ = self.watcher.unwatch(&dir);
         }
     }
 
@@ -142,7 +168,8 @@ impl FolderWatcher {
 }
 
 /// The paths of an event that may make a file ready: a finished write, a creation, a change of
-/// content or metadata, a rename into place, on a visible `.csv` name. Renames away (our own
+/// content or metadata, a rename into place, on a visible name that is not a partial upload nor
+/// one of the importer's own folders (`results`, `preview`, `held`). Renames away (our own
 /// claims among them), removals and reads are not.
 pub(crate) fn relevant_paths(event: &Event) -> Vec<&Path> {
     let paths: Vec<&Path> = match event.kind {
@@ -166,9 +193,11 @@ pub(crate) fn relevant_paths(event: &Event) -> Vec<&Path> {
     paths
         .into_iter()
         .filter(|p| {
-            p.file_name()
-                .and_then(|n| n.to_str())
-                .is_some_and(|n| !n.starts_with('.') && has_csv_extension(n))
+            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
+                !n.starts_with('.')
+                    && !is_partial(n)
+                    && ![RESULTS_DIR, PREVIEW_DIR, HELD_DIR].contains(&n)
+            })
         })
         .collect()
 }
@@ -208,6 +237,14 @@ mod tests {
             &["/d/a.csv"],
         );
         assert_eq!(relevant_paths(&data).len(), 1);
+        // A control file, and an upload the pass will report and set aside.
+        for name in ["/d/roster.csv.approve", "/d/roster.xlsx"] {
+            let e = ev(
+                EventKind::Access(AccessKind::Close(AccessMode::Write)),
+                &[name],
+            );
+            assert_eq!(relevant_paths(&e), vec![Path::new(name)]);
+        }
     }
 
     #[test]
@@ -233,8 +270,9 @@ mod tests {
             ),
             ev(
                 EventKind::Modify(ModifyKind::Name(RenameMode::Both)),
-                &["/d/a.csv", "/d/b.txt"],
+                &["/d/a.csv", "/d/b.csv.part"],
             ),
+            ev(EventKind::Create(CreateKind::Folder), &["/d/results"]),
         ] {
             assert!(relevant_paths(&e).is_empty(), "{e:?}");
         }

@@ -527,3 +527,31 @@ fn a_held_that_is_not_a_folder_keeps_the_file_waiting_and_is_told_once() {
     );
     assert_eq!(pushed_ids(&sandbox).len(), 10);
 }
+
+#[test]
+fn run_acts_on_an_approval_within_seconds() {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.interval = "1h".into();
+    lab.tenant("acme", &sandbox.url()).extra = "hold_changed_percent = 10".into();
+    lab.upload("acme", "day1.csv", &roster("U", 10));
+    lab.once().expect_code(0, "first");
+    lab.upload("acme", "roster.csv", &roster_changed("U", 10, &[0, 1, 2]));
+    lab.once().expect_code(0, "held");
+    let config = lab.write_config();
+    let service = lab.spawn(&["run", "--config", &config.to_string_lossy()]);
+    std::thread::sleep(Duration::from_millis(1000));
+    // The client's SFTP session: an empty file, written and closed.
+    std::fs::write(lab.drop_dir("acme").join("roster.csv.approve"), b"").expect("approve");
+    wait_for(
+        Duration::from_secs(30),
+        "the released file imported",
+        || lab.bak("acme").contains_key("roster.csv").then_some(()),
+    );
+    assert_eq!(pushed_ids(&sandbox).len(), 20);
+    service.signal(rustix::process::Signal::TERM);
+    service
+        .wait(Duration::from_secs(20))
+        .expect_code(0, "run after SIGTERM");
+}
