@@ -549,7 +549,11 @@ impl Lab {
     /// Writes `text` as the configuration; returns its path.
     pub fn write_config_text(&self, text: &str) -> PathBuf {
         let path = self.root.path().join("config.toml");
-        fs::write(&path, text).expect("write the configuration");
+        // Replaced whole (a temporary file, then a rename): an importer started a moment ago
+        // never reads a half-written configuration.
+        let tmp = self.root.path().join(".config.toml.tmp");
+        fs::write(&tmp, text).expect("write the configuration");
+        fs::rename(&tmp, &path).expect("put the configuration in place");
         path
     }
 

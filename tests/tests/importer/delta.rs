@@ -429,8 +429,11 @@ fn two_instances_never_import_a_released_file_twice() {
     assert_eq!(pushed_ids(&sandbox).len(), 40);
 
     lab.upload("acme", "roster.csv.approve", b"");
-    let a = lab.spawn_once();
-    let b = lab.spawn_once();
+    // One configuration file for both (writing it for each could race with the other's read).
+    let config = lab.write_config();
+    let config = config.to_string_lossy();
+    let a = lab.spawn(&["once", "--config", &config]);
+    let b = lab.spawn(&["once", "--config", &config]);
     let (a, b) = (
         a.wait(Duration::from_secs(60)),
         b.wait(Duration::from_secs(60)),
