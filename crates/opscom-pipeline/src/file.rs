@@ -923,7 +923,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
                             // Would be sent; nothing is.
                             self.cx.progress.row_done();
                             self.ok += 1;
-                            journal.row_ok(seq, row.line, report.len(), None)?;
+                            journal.row_previewed(seq, row.line, report.len())?;
                         } else {
                             let user = UserRecord {
                                 line: row.line,
@@ -942,6 +942,7 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         }
         drop(rx);
         let _ = reader.await;
+        journal.flush()?;
         Ok(stop)
     }
 }

@@ -6,6 +6,10 @@
 //! was after each failure, so a resumed import cuts off a report row whose journal line never made
 //! it to disk, and it carries the markers of the commitment order (report spooled, record written).
 //!
+//! The lines of rows that were not sent (unchanged in delta mode, or checked by a preview) are
+//! gathered and written with the next line that matters, or 64 KiB at a time: a crash may lose
+//! them, and the resumed pass finds those rows unchanged again (or checks them again).
+//!
 //! The journal lives in the tenant's work folder, out of the client's reach; it stays on disk (not
 //! in memory) and is read back in one streaming pass.
 
@@ -147,6 +151,18 @@ pub struct Resume {
 pub struct Journal {
     path: PathBuf,
     file: File,
+    /// Lines that may be lost to a crash (a row not sent: unchanged, or previewed), written
+    /// with the next line that may not, or once 64 KiB gathered: one `write` for many rows.
+    pending: Vec<u8>,
+}
+
+/// How many bytes of lines that may be lost are gathered before they are written.
+const PENDING_LIMIT: usize = 64 * 1024;
+
+impl Drop for Journal {
+    fn drop(&mut self) {
+        let _ = self.flush();
+    }
 }
 
 impl Journal {
@@ -169,6 +185,7 @@ impl Journal {
                     Journal {
                         path: path.to_owned(),
                         file,
+                        pending: Vec::new(),
                     },
                     progress,
                 ))
@@ -186,6 +203,7 @@ impl Journal {
                 let mut journal = Journal {
                     path: path.to_owned(),
                     file,
+                    pending: Vec::new(),
                 };
                 journal.append(&Entry::Start { snapshot })?;
                 Ok((journal, Resume::default()))
@@ -194,10 +212,36 @@ impl Journal {
     }
 
     fn append(&mut self, entry: &Entry) -> io::Result<()> {
-        let mut line = serde_json::to_vec(entry).map_err(io::Error::other)?;
+        let mut line = std::mem::take(&mut self.pending);
+        serde_json::to_writer(&mut line, entry).map_err(io::Error::other)?;
         line.push(b'\n');
-        // One write per entry: a crash leaves whole lines, or a last partial line that `read` drops.
-        self.file.write_all(&line)
+        // One write per entry (with the lines gathered before it, in order): a crash leaves
+        // whole lines, or a last partial line that `read` drops.
+        let written = self.file.write_all(&line);
+        line.clear();
+        self.pending = line;
+        written
+    }
+
+    /// Gathers the line of a row whose loss to a crash is harmless: the row was not sent, and
+    /// a resumed pass decides it again the same way.
+    fn append_lazily(&mut self, entry: &Entry) -> io::Result<()> {
+        serde_json::to_writer(&mut self.pending, entry).map_err(io::Error::other)?;
+        self.pending.push(b'\n');
+        if self.pending.len() >= PENDING_LIMIT {
+            self.flush()?;
+        }
+        Ok(())
+    }
+
+    /// Writes the gathered lines.
+    pub fn flush(&mut self) -> io::Result<()> {
+        if self.pending.is_empty() {
+            return Ok(());
+        }
+        let written = self.file.write_all(&self.pending);
+        self.pending.clear();
+        written
     }
 
     /// Records that a row was accepted, with its digest (`[id, value]`) when the tenant's
@@ -222,9 +266,10 @@ impl Journal {
         })
     }
 
-    /// Records that a row was not sent: the API already holds its values.
+    /// Records that a row was not sent: the API already holds its values. Gathered (see
+    /// [`Journal::flush`]): lost to a crash, the row is found unchanged again.
     pub fn row_unchanged(&mut self, seq: u64, line: u64, report_len: u64) -> io::Result<()> {
-        self.append(&Entry::Row {
+        self.append_lazily(&Entry::Row {
             seq,
             line,
             ok: true,
@@ -237,7 +282,24 @@ impl Journal {
         })
     }
 
-    /// Calls `f` with the digest of every accepted row, reading the journal again.
+    /// Records that a previewed row would be sent (nothing is). Gathered, like
+    /// [`Journal::row_unchanged`]: lost to a crash, the row is checked again.
+    pub fn row_previewed(&mut self, seq: u64, line: u64, report_len: u64) -> io::Result<()> {
+        self.append_lazily(&Entry::Row {
+            seq,
+            line,
+            ok: true,
+            report_len,
+            category: None,
+            reason: None,
+            excel: None,
+            digest: None,
+            unchanged: false,
+        })
+    }
+
+    /// Calls `f` with the digest of every accepted row, reading the journal again (call
+    /// [`Journal::flush`] first).
     pub fn for_each_confirmed(&self, mut f: impl FnMut([u64; 2])) -> io::Result<()> {
         let reader = BufReader::new(File::open(&self.path)?);
         for line in reader.lines() {
@@ -278,13 +340,15 @@ impl Journal {
         })
     }
 
-    /// Records a step of the commitment order, flushed to disk.
+    /// Records a step of the commitment order (with the lines gathered before it), flushed to
+    /// disk.
     pub fn mark(&mut self, mark: Mark) -> io::Result<()> {
         self.append(&Entry::Mark { mark })?;
         self.file.sync_data()
     }
 
-    /// Calls `f` with every failed row, in the order they finished, reading the journal again.
+    /// Calls `f` with every failed row, in the order they finished, reading the journal again
+    /// (call [`Journal::flush`] first).
     pub fn for_each_failure(&self, mut f: impl FnMut(FailedRow)) -> io::Result<()> {
         let reader = BufReader::new(File::open(&self.path)?);
         for line in reader.lines() {
@@ -422,6 +486,31 @@ mod tests {
             [[7, 70], [8, 80]],
             "only rows the API accepted, never an unchanged or failed one"
         );
+    }
+
+    #[test]
+    fn lines_of_rows_not_sent_are_gathered_and_lost_only_to_a_crash() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("claim.jsonl");
+        let (mut j, _) = Journal::open(&path, SNAP).unwrap();
+        j.row_unchanged(1, 2, 0).unwrap();
+        j.row_unchanged(2, 3, 0).unwrap();
+        let lines = || std::fs::read_to_string(&path).unwrap().lines().count();
+        assert_eq!(lines(), 1, "only the start line: the others are gathered");
+        // A row that was sent is written at once, with what was gathered before it, in order.
+        j.row_ok(3, 4, 0, Some([1, 2])).unwrap();
+        assert_eq!(lines(), 4);
+        j.row_unchanged(4, 5, 0).unwrap();
+        // A crash (no drop, no flush): the gathered line is lost, nothing else.
+        std::mem::forget(j);
+        let (mut j, p) = Journal::open(&path, SNAP).unwrap();
+        assert_eq!((p.ok, p.unchanged), (1, 2));
+        assert!(p.done.contains(3) && !p.done.contains(4));
+        // Dropping (a pass that ends) writes what was gathered.
+        j.row_previewed(4, 5, 0).unwrap();
+        drop(j);
+        let (_, p) = Journal::open(&path, SNAP).unwrap();
+        assert_eq!((p.ok, p.unchanged), (2, 2));
     }
 
     #[test]
