@@ -22,7 +22,7 @@ use std::time::{Duration, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::bench_proc::timed;
+use crate::bench_proc::{numbers, timed};
 use crate::bench_service::{
     Bins, Sandbox, Scratch, Setup, build_release, field, machine, tail, text, write_csv_changed,
 };
@@ -47,13 +47,7 @@ fn parse(args: &[String]) -> Result<Opts> {
     while let Some(a) = it.next() {
         match a.as_str() {
             "--rows" => {
-                opts.rows = it
-                    .next()
-                    .context("--rows needs a value")?
-                    .split(',')
-                    .map(|r| r.trim().replace('_', "").parse::<u64>())
-                    .collect::<Result<_, _>>()
-                    .context("--rows takes numbers separated by commas")?;
+                opts.rows = numbers(it.next().context("--rows needs a value")?, "--rows")?;
             }
             "--no-build" => opts.build = false,
             other => bail!(

@@ -14,7 +14,7 @@ use std::path::Path;
 use std::process::{Child, Command, ExitStatus, Stdio};
 use std::time::{Duration, Instant};
 
-use anyhow::{Context, Result, bail};
+use anyhow::{Context, Result, bail, ensure};
 
 use crate::bench_service::stop;
 
@@ -64,6 +64,21 @@ fn signal(pid: u32, sig: &str) {
         .args([&format!("-{sig}"), &pid.to_string()])
         .stderr(Stdio::null())
         .status();
+}
+
+/// A benchmark flag's list of counts, `100000,1_000_000`: each at least 1; the error names
+/// `flag`.
+pub(crate) fn numbers(s: &str, flag: &str) -> Result<Vec<u64>> {
+    let xs = s
+        .split(',')
+        .map(|r| r.trim().replace('_', "").parse::<u64>())
+        .collect::<Result<Vec<_>, _>>()
+        .with_context(|| format!("{flag} takes numbers separated by commas"))?;
+    ensure!(
+        xs.iter().all(|&x| x > 0),
+        "{flag}: every number must be at least 1"
+    );
+    Ok(xs)
 }
 
 /// Runs `program args` with stderr into `log`, stdin and stdout closed; stops it after `timeout`.

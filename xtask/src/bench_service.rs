@@ -68,13 +68,7 @@ fn parse(args: &[String]) -> Result<Opts> {
             "latency" => opts.latency = true,
             "rss" => opts.rss = true,
             "--n" => opts.n = value("--n")?.parse().context("--n takes a number")?,
-            "--rows" => {
-                opts.rows = value("--rows")?
-                    .split(',')
-                    .map(|r| r.trim().replace('_', "").parse::<u64>())
-                    .collect::<Result<_, _>>()
-                    .context("--rows takes numbers separated by commas")?;
-            }
+            "--rows" => opts.rows = crate::bench_proc::numbers(&value("--rows")?, "--rows")?,
             "--api-latency" => opts.api_latency = value("--api-latency")?,
             "--no-build" => opts.build = false,
             other => bail!(

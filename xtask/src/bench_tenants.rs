@@ -34,7 +34,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 use anyhow::{Context, Result, bail, ensure};
 
-use crate::bench_proc::{Guard, Timed, clk_tck, proc_stat, status_kib, timed};
+use crate::bench_proc::{Guard, Timed, clk_tck, numbers, proc_stat, status_kib, timed};
 use crate::bench_service::{
     Bins, LATENCY_ROWS, Rng, Sandbox, Scratch, Setup, TOKEN, build_release, field, machine, median,
     ms, percentile, records, stop, tail, text, write_csv,
@@ -71,17 +71,9 @@ struct Opts {
     build: bool,
 }
 
-fn numbers(s: &str, flag: &str) -> Result<Vec<usize>> {
-    let xs = s
-        .split(',')
-        .map(|r| r.trim().replace('_', "").parse::<usize>())
-        .collect::<Result<Vec<_>, _>>()
-        .with_context(|| format!("{flag} takes numbers separated by commas"))?;
-    ensure!(
-        xs.iter().all(|&x| x > 0),
-        "{flag}: every number must be at least 1"
-    );
-    Ok(xs)
+/// [`numbers`], as counts of tenants or files.
+fn counts(s: &str, flag: &str) -> Result<Vec<usize>> {
+    Ok(numbers(s, flag)?.into_iter().map(|n| n as usize).collect())
 }
 
 fn parse(args: &[String]) -> Result<Opts> {
@@ -114,12 +106,12 @@ fn parse(args: &[String]) -> Result<Opts> {
             "once" => opts.once = true,
             "run" => opts.run = true,
             "files" => opts.files = true,
-            "--tenants" => opts.tenants = numbers(&value(a)?, a)?,
+            "--tenants" => opts.tenants = counts(&value(a)?, a)?,
             "--runs" => opts.runs = one(value(a)?, a)?,
             "--run-tenants" => opts.run_tenants = one(value(a)?, a)?,
             "--uploads" => opts.uploads = one(value(a)?, a)?,
             "--idle-secs" => opts.idle = Duration::from_secs(one(value(a)?, a)? as u64),
-            "--files" => opts.file_counts = numbers(&value(a)?, a)?,
+            "--files" => opts.file_counts = counts(&value(a)?, a)?,
             "--timeout" => opts.timeout = Duration::from_secs(one(value(a)?, a)? as u64),
             "--no-build" => opts.build = false,
             other => bail!("unknown argument `{other}`; {USAGE}"),

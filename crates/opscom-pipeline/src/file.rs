@@ -594,11 +594,13 @@ impl<'a, 'c, A: PushApi + ?Sized + 'static> Job<'a, 'c, A> {
         // A `held` that is a file or a link (the client's) cannot take the file: it stays
         // claimed, holding the tenant's later files back too, until the client deletes it.
         match self.cx.folder.client_dir(opscom_scheduler::ClientDir::Held) {
-            Ok(_) => {
-                let _ = self.cx.folder.remove_state("held-fault-reported");
-            }
+            Ok(_) => crate::markers::subfolder_fixed(
+                self.cx.folder,
+                &self.cx.tenant.name,
+                opscom_scheduler::HELD_DIR,
+            ),
             Err(e @ opscom_scheduler::FolderError::NotAFolder { .. }) => {
-                results::tell_once(
+                crate::markers::tell_subfolder_once(
                     self.cx.folder,
                     self.cx.reports,
                     &self.cx.tenant.name,

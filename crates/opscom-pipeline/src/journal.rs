@@ -61,6 +61,30 @@ enum Entry {
     Mark { mark: Mark },
 }
 
+impl Entry {
+    /// A row that finished without failing: accepted (with its digest), unchanged (not sent),
+    /// or previewed.
+    fn finished(
+        seq: u64,
+        line: u64,
+        report_len: u64,
+        digest: Option<[u64; 2]>,
+        unchanged: bool,
+    ) -> Entry {
+        Entry::Row {
+            seq,
+            line,
+            ok: true,
+            report_len,
+            category: None,
+            reason: None,
+            excel: None,
+            digest,
+            unchanged,
+        }
+    }
+}
+
 /// Steps after the rows, in the order they are committed.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]
@@ -253,49 +277,19 @@ impl Journal {
         report_len: u64,
         digest: Option<[u64; 2]>,
     ) -> io::Result<()> {
-        self.append(&Entry::Row {
-            seq,
-            line,
-            ok: true,
-            report_len,
-            category: None,
-            reason: None,
-            excel: None,
-            digest,
-            unchanged: false,
-        })
+        self.append(&Entry::finished(seq, line, report_len, digest, false))
     }
 
     /// Records that a row was not sent: the API already holds its values. Gathered (see
     /// [`Journal::flush`]): lost to a crash, the row is found unchanged again.
     pub fn row_unchanged(&mut self, seq: u64, line: u64, report_len: u64) -> io::Result<()> {
-        self.append_lazily(&Entry::Row {
-            seq,
-            line,
-            ok: true,
-            report_len,
-            category: None,
-            reason: None,
-            excel: None,
-            digest: None,
-            unchanged: true,
-        })
+        self.append_lazily(&Entry::finished(seq, line, report_len, None, true))
     }
 
     /// Records that a previewed row would be sent (nothing is). Gathered, like
     /// [`Journal::row_unchanged`]: lost to a crash, the row is checked again.
     pub fn row_previewed(&mut self, seq: u64, line: u64, report_len: u64) -> io::Result<()> {
-        self.append_lazily(&Entry::Row {
-            seq,
-            line,
-            ok: true,
-            report_len,
-            category: None,
-            reason: None,
-            excel: None,
-            digest: None,
-            unchanged: false,
-        })
+        self.append_lazily(&Entry::finished(seq, line, report_len, None, false))
     }
 
     /// Calls `f` with the digest of every accepted row, reading the journal again (call

@@ -49,6 +49,7 @@ pub mod delta;
 mod file;
 pub mod held;
 pub(crate) mod journal;
+mod markers;
 pub mod metrics;
 mod private;
 pub mod record;

@@ -14,10 +14,8 @@ use opscom_mail::{Report, failure_file_name, fixed_file_name, summary_text};
 use opscom_scheduler::{DropFolder, FolderError};
 use tracing::{debug, warn};
 
+use crate::markers;
 use crate::report::ReportSink;
-
-/// The state file that says the client was told that `results/` is not a folder.
-const RESULTS_MARKER: &str = "results-fault-reported";
 
 /// What is written for one file.
 pub(crate) struct ResultFiles<'a> {
@@ -82,40 +80,15 @@ pub(crate) fn write(
     match outcome {
         Ok(()) => {
             debug!(tenant = %tenant, file = %files.file_name, results = ?written, "results written");
-            if let Err(e) = home.remove_state(RESULTS_MARKER) {
-                debug!(tenant = %tenant, error = %e, "cannot clear the results marker");
-            }
+            markers::subfolder_fixed(home, tenant, opscom_scheduler::RESULTS_DIR);
         }
         Err(e @ FolderError::NotAFolder { .. }) => {
             warn!(tenant = %tenant, file = %files.file_name, error = %e, "results not written; the report is still e-mailed");
-            tell_once(home, reports, tenant, opscom_scheduler::RESULTS_DIR, now);
+            markers::tell_subfolder_once(home, reports, tenant, opscom_scheduler::RESULTS_DIR, now);
         }
         Err(e) => {
             warn!(tenant = %tenant, file = %files.file_name, error = %e, "results not written; the report is still e-mailed");
         }
-    }
-}
-
-/// Tells the client once that the subfolder `name` (`results`, `held`) must be a folder (until
-/// it is one again: the caller clears `NAME-fault-reported`).
-pub(crate) fn tell_once(
-    home: &DropFolder,
-    reports: &ReportSink,
-    tenant: &str,
-    name: &str,
-    now: SystemTime,
-) {
-    let marker = format!("{name}-fault-reported");
-    if !matches!(home.read_state(&marker), Ok(None)) {
-        return;
-    }
-    match reports.subfolder_not_a_folder(name, now) {
-        Ok(()) => {
-            if let Err(e) = home.write_state_atomic(&marker, b"") {
-                warn!(tenant = %tenant, error = %e, "cannot remember that a report was sent");
-            }
-        }
-        Err(e) => warn!(tenant = %tenant, error = %e, "cannot spool a report"),
     }
 }
 

@@ -668,7 +668,9 @@ fn uploads(
     now: SystemTime,
     unreadable: &mut Vec<Unreadable>,
 ) -> Vec<Waiting> {
-    use opscom_scheduler::{SkipReason, escape_name, has_csv_extension, is_partial};
+    use opscom_scheduler::{
+        SkipReason, escape_name, has_csv_extension, is_control_file, is_importer_folder, is_partial,
+    };
     use std::os::unix::ffi::OsStrExt;
     let listing = match std::fs::read_dir(drop_dir) {
         Ok(l) => l,
@@ -701,17 +703,7 @@ fn uploads(
                 found.push((now, skipped(escape_name(raw), SkipReason::ControlCharacter)));
                 continue;
             }
-            Ok(n) if is_partial(n) || is_control_file(n) => continue,
-            Ok(n)
-                if [
-                    opscom_scheduler::RESULTS_DIR,
-                    opscom_scheduler::PREVIEW_DIR,
-                    opscom_scheduler::HELD_DIR,
-                ]
-                .contains(&n) =>
-            {
-                continue;
-            }
+            Ok(n) if is_partial(n) || is_control_file(n) || is_importer_folder(n) => continue,
             Ok(n) => n.to_owned(),
         };
         let meta = match std::fs::symlink_metadata(entry.path()) {
@@ -777,14 +769,6 @@ fn uploads(
     }
     found.sort_by(|a, b| a.0.cmp(&b.0).then_with(|| a.1.file.cmp(&b.1.file)));
     found.into_iter().map(|(_, w)| w).collect()
-}
-
-/// `NAME.approve` or `NAME.discard`: an instruction about a held file, not an upload.
-fn is_control_file(name: &str) -> bool {
-    let lower = name.to_ascii_lowercase();
-    [".approve", ".discard"]
-        .iter()
-        .any(|s| lower.len() > s.len() && lower.ends_with(s))
 }
 
 /// Whether opening the file for reading is refused (never following a link, never blocking).

@@ -23,6 +23,7 @@ use tracing::{debug, error, info, warn};
 
 use crate::config::{RecordsSettings, Tenant};
 use crate::file::{self, DeferReason, FileContext, FileKind, FileOutcome, WorkFiles};
+use crate::markers;
 use crate::metrics::{RowCounts, TenantMetrics, Waiting};
 use crate::record::{FileRecord, Outcome, Records};
 use crate::report::{ReportSink, Sender};
@@ -34,8 +35,6 @@ use crate::{NoProgress, Progress};
 const OUTAGE_MARKER: &str = "outage-reported";
 const TOKEN_MARKER: &str = "token-refusal-reported";
 const BAK_MARKER: &str = "bak-fault-reported";
-/// `preview/` is not a folder, and the client was told.
-const PREVIEW_MARKER: &str = "preview-fault-reported";
 /// How many uploads that cannot be imported one pass reports and sets aside (the rest wait for
 /// the next pass): a client who dumps thousands of files gets them all reported, in batches.
 const UNIMPORTABLE_PER_PASS: usize = 100;
@@ -305,21 +304,18 @@ where
     fn open_preview(&self, folder: &DropFolder, reports: &ReportSink) -> Option<DropFolder> {
         match folder.preview() {
             Ok(preview) => {
-                clear_marker(&self.tenant.name, folder, PREVIEW_MARKER);
+                markers::subfolder_fixed(folder, &self.tenant.name, opscom_scheduler::PREVIEW_DIR);
                 Some(preview)
             }
             Err(e @ FolderError::NotAFolder { .. }) => {
-                if !has_marker(folder, PREVIEW_MARKER) {
-                    warn!(tenant = %self.tenant.name, error = %e, "previews are off until this is fixed");
-                    match reports
-                        .subfolder_not_a_folder(opscom_scheduler::PREVIEW_DIR, self.clock.now())
-                    {
-                        Ok(()) => set_marker(&self.tenant.name, folder, PREVIEW_MARKER),
-                        Err(e) => {
-                            warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report")
-                        }
-                    }
-                }
+                debug!(tenant = %self.tenant.name, error = %e, "previews are off until this is fixed");
+                markers::tell_subfolder_once(
+                    folder,
+                    reports,
+                    &self.tenant.name,
+                    opscom_scheduler::PREVIEW_DIR,
+                    self.clock.now(),
+                );
                 None
             }
             Err(e) => {
@@ -457,9 +453,9 @@ where
             if let Err(e) = folder.check_bak() {
                 // The client can fix this one (a file named `.bak` uploaded by mistake): tell
                 // them once, and stop this tenant until it is gone.
-                if !has_marker(folder, BAK_MARKER) {
+                if !markers::has(folder, BAK_MARKER) {
                     match reports.bak_not_a_folder(now) {
-                        Ok(()) => set_marker(&self.tenant.name, folder, BAK_MARKER),
+                        Ok(()) => markers::set(&self.tenant.name, folder, BAK_MARKER),
                         Err(e) => {
                             warn!(tenant = %self.tenant.name, error = %e, "cannot spool a report")
                         }
@@ -468,7 +464,7 @@ where
                 pass.fault = Some(e.to_string());
                 return;
             }
-            clear_marker(&self.tenant.name, folder, BAK_MARKER);
+            markers::clear(&self.tenant.name, folder, BAK_MARKER);
             let (next, claimed) = match self.next_file(
                 folder,
                 reports,
@@ -519,7 +515,7 @@ where
                 } => {
                     if api_reached {
                         for marker in [OUTAGE_MARKER, TOKEN_MARKER] {
-                            clear_marker(&self.tenant.name, folder, marker);
+                            markers::clear(&self.tenant.name, folder, marker);
                         }
                     }
                     pass.api_reached |= api_reached;
@@ -735,7 +731,7 @@ where
         let (marker, result) = match reason {
             // The client is told as for an outage; the operator gets `api_not_found`.
             DeferReason::ApiUnreachable(cause) | DeferReason::ApiNotFound(cause) => {
-                if has_marker(folder, OUTAGE_MARKER) {
+                if markers::has(folder, OUTAGE_MARKER) {
                     return;
                 }
                 (
@@ -744,7 +740,7 @@ where
                 )
             }
             DeferReason::TokenRejected(_) => {
-                if has_marker(folder, TOKEN_MARKER) {
+                if markers::has(folder, TOKEN_MARKER) {
                     return;
                 }
                 error!(tenant = %self.tenant.name, "the OPSCOM API refused this tenant's token: its files wait");
@@ -757,7 +753,7 @@ where
         };
         match result {
             Ok(()) => {
-                set_marker(&self.tenant.name, folder, marker);
+                markers::set(&self.tenant.name, folder, marker);
                 if marker == OUTAGE_MARKER {
                     // The client was told this file is delayed: its import is followed up.
                     let work = WorkFiles::new(&self.tenant.work_dir, &record.claim);
@@ -850,25 +846,47 @@ where
 
     /// A discarded held file's record.
     fn record_discarded(&self, name: &str, archived_as: &str, now: SystemTime) {
+        self.record_unread(
+            name,
+            "discarded",
+            Outcome::Discarded,
+            "discarded by its client or the operator while held".to_owned(),
+            archived_as,
+            now,
+        );
+    }
+
+    /// Appends the record of a file moved to `.bak` without a row read (discarded, set
+    /// aside): its claim is `KIND-SECONDS`, its rows 0. Returns it.
+    fn record_unread(
+        &self,
+        name: &str,
+        kind: &str,
+        outcome: Outcome,
+        reason: String,
+        archived_as: &str,
+        now: SystemTime,
+    ) -> FileRecord {
         let record = FileRecord {
             at: jiff::Timestamp::try_from(now)
                 .map(|t| t.to_string())
                 .unwrap_or_default(),
             tenant: self.tenant.name.clone(),
             file: name.to_owned(),
-            claim: format!("discarded-{}", unix(now)),
+            claim: format!("{kind}-{}", unix(now)),
             rows_total: 0,
             rows_ok: 0,
             rows_failed: 0,
             rows_unchanged: 0,
-            outcome: Outcome::Discarded,
-            reason: Some("discarded by its client or the operator while held".to_owned()),
+            outcome,
+            reason: Some(reason),
             archived_as: Some(archived_as.to_owned()),
             duration_ms: 0,
         };
         if let Err(e) = self.records.append(&record, now) {
             warn!(tenant = %self.tenant.name, error = %e, "could not append a record");
         }
+        record
     }
 
     /// Uploads that will never be imported (not CSV files, links, folders…): each is reported
@@ -924,25 +942,14 @@ where
                 },
                 now,
             );
-            let record = FileRecord {
-                at: jiff::Timestamp::try_from(now)
-                    .map(|t| t.to_string())
-                    .unwrap_or_default(),
-                tenant: self.tenant.name.clone(),
-                file: entry.name.clone(),
-                claim: format!("set-aside-{}", unix(now)),
-                rows_total: 0,
-                rows_ok: 0,
-                rows_failed: 0,
-                rows_unchanged: 0,
-                outcome: Outcome::NotImported,
-                reason: Some(format!("{:?}", entry.kind).to_lowercase()),
-                archived_as: Some(archived_as),
-                duration_ms: 0,
-            };
-            if let Err(e) = self.records.append(&record, now) {
-                warn!(tenant = %self.tenant.name, error = %e, "could not append a record");
-            }
+            let record = self.record_unread(
+                &entry.name,
+                "set-aside",
+                Outcome::NotImported,
+                format!("{:?}", entry.kind).to_lowercase(),
+                &archived_as,
+                now,
+            );
             if let Some(m) = &self.metrics {
                 m.file_done(Outcome::NotImported, RowCounts::default(), now);
             }
@@ -955,26 +962,6 @@ where
 fn unix(t: SystemTime) -> u64 {
     t.duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs())
-}
-
-/// Whether the marker `name` is set. One that cannot be read counts as set: at worst a report
-/// is not repeated, never sent on every pass.
-fn has_marker(folder: &DropFolder, name: &str) -> bool {
-    !matches!(folder.read_state(name), Ok(None))
-}
-
-/// Sets the marker `name` (an empty state file, written atomically).
-fn set_marker(tenant: &str, folder: &DropFolder, name: &str) {
-    if let Err(e) = folder.write_state_atomic(name, b"") {
-        warn!(tenant = %tenant, error = %e, "cannot remember that a report was sent");
-    }
-}
-
-/// Clears the marker `name`, if set: the condition it reported is over.
-fn clear_marker(tenant: &str, folder: &DropFolder, name: &str) {
-    if let Err(e) = folder.remove_state(name) {
-        warn!(tenant = %tenant, error = %e, "cannot clear a report marker");
-    }
 }
 
 /// The ready files of one listing of a drop folder, and when it was made.

@@ -59,7 +59,7 @@ pub use folder::{
     UnimportableKind,
 };
 #[cfg(feature = "folders")]
-pub use names::{escape_name, has_csv_extension, is_partial};
+pub use names::{escape_name, has_csv_extension, is_control_file, is_importer_folder, is_partial};
 pub use schedule::{Control, EVENT_MARGIN, ScheduleConfig, run, run_dynamic};
 #[cfg(feature = "folders")]
 pub use watch::FolderWatcher;

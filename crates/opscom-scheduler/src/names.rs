@@ -41,7 +41,7 @@ pub(crate) fn classify(raw: &[u8]) -> NameClass {
     if name.chars().any(char::is_control) {
         return NameClass::ControlCharacter;
     }
-    if is_partial(name) || RESERVED_NAMES.contains(&name) {
+    if is_partial(name) || is_importer_folder(name) {
         return NameClass::Ignored;
     }
     if let Some((target, approve)) = signal_target(name) {
@@ -56,6 +56,18 @@ pub(crate) fn classify(raw: &[u8]) -> NameClass {
     } else {
         NameClass::Other(name.to_owned())
     }
+}
+
+/// Whether `name` is one of the importer's own folders in a drop folder (`.bak`, `results`,
+/// `preview`, `held`; exact case): never an upload.
+pub fn is_importer_folder(name: &str) -> bool {
+    RESERVED_NAMES.contains(&name)
+}
+
+/// Whether `name` is a control file for a held file (`NAME.approve`, `NAME.discard`, any case
+/// of the suffix): an instruction, not an upload.
+pub fn is_control_file(name: &str) -> bool {
+    signal_target(name).is_some()
 }
 
 /// `NAME.approve` → `(NAME, true)`, `NAME.discard` → `(NAME, false)`, any case of the suffix,

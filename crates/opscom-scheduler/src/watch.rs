@@ -12,8 +12,7 @@ use notify::{Event, EventKind, RecursiveMode, Watcher};
 use tokio::sync::mpsc;
 
 use crate::error::WatchError;
-use crate::names::is_partial;
-use crate::{HELD_DIR, PREVIEW_DIR, RESULTS_DIR};
+use crate::names::{is_importer_folder, is_partial};
 
 /// Watches drop folders (not recursively) while alive; folders can be added and removed.
 pub struct FolderWatcher {
@@ -193,11 +192,9 @@ pub(crate) fn relevant_paths(event: &Event) -> Vec<&Path> {
     paths
         .into_iter()
         .filter(|p| {
-            p.file_name().and_then(|n| n.to_str()).is_some_and(|n| {
-                !n.starts_with('.')
-                    && !is_partial(n)
-                    && ![RESULTS_DIR, PREVIEW_DIR, HELD_DIR].contains(&n)
-            })
+            p.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| !n.starts_with('.') && !is_partial(n) && !is_importer_folder(n))
         })
         .collect()
 }

@@ -24,6 +24,16 @@ fn roster_changed(prefix: &str, n: usize, changed: &[usize]) -> Vec<u8> {
     out.into_bytes()
 }
 
+/// A fresh sandbox API and SMTP server, and a lab with one tenant, `acme`, whose table gets
+/// `extra` (its `mode`, `hold_changed_percent`…).
+fn lab_with(extra: &str) -> (Sandbox, SmtpServer, Lab) {
+    let sandbox = Sandbox::start();
+    let smtp = SmtpServer::start();
+    let mut lab = Lab::new(&smtp.url());
+    lab.tenant("acme", &sandbox.url()).extra = extra.into();
+    (sandbox, smtp, lab)
+}
+
 fn pushed_ids(sandbox: &Sandbox) -> Vec<String> {
     sandbox
         .pushes()
@@ -38,10 +48,7 @@ fn set(ids: &[String]) -> BTreeSet<&str> {
 
 #[test]
 fn delta_mode_pushes_only_new_and_changed_rows() {
-    let sandbox = Sandbox::start();
-    let smtp = SmtpServer::start();
-    let mut lab = Lab::new(&smtp.url());
-    lab.tenant("acme", &sandbox.url()).extra = "mode = \"delta\"\nnotify_on_success = true".into();
+    let (sandbox, smtp, lab) = lab_with("mode = \"delta\"\nnotify_on_success = true");
 
     lab.upload("acme", "day1.csv", &roster("U", 50));
     lab.once().expect_code(0, "the first import");
@@ -143,10 +150,7 @@ fn full_every_pushes_in_full_again_and_full_mode_keeps_the_memory() {
 
 #[test]
 fn a_damaged_or_foreign_state_falls_back_to_a_full_push() {
-    let sandbox = Sandbox::start();
-    let smtp = SmtpServer::start();
-    let mut lab = Lab::new(&smtp.url());
-    lab.tenant("acme", &sandbox.url()).extra = "mode = \"delta\"".into();
+    let (sandbox, _smtp, mut lab) = lab_with("mode = \"delta\"");
     lab.tenant("other", &sandbox.url()).extra = "mode = \"delta\"".into();
     lab.upload("acme", "a.csv", &roster("A", 10));
     lab.upload("other", "o.csv", &roster("A", 10));
@@ -256,10 +260,7 @@ fn a_crash_mid_file_in_delta_mode_repushes_no_confirmed_row_and_skips_no_unconfi
 
 #[test]
 fn a_file_changing_too_many_users_is_held_until_the_client_approves_it() {
-    let sandbox = Sandbox::start();
-    let smtp = SmtpServer::start();
-    let mut lab = Lab::new(&smtp.url());
-    lab.tenant("acme", &sandbox.url()).extra = "hold_changed_percent = 20".into();
+    let (sandbox, smtp, mut lab) = lab_with("hold_changed_percent = 20");
     lab.operator = Some(opscom_tests::OperatorSetup {
         email: "ops@opscom.example".into(),
         from: "importer@opscom.example".into(),
@@ -358,10 +359,7 @@ fn a_file_changing_too_many_users_is_held_until_the_client_approves_it() {
 
 #[test]
 fn a_held_file_is_discarded_by_the_operator_and_an_approve_for_nothing_is_answered() {
-    let sandbox = Sandbox::start();
-    let smtp = SmtpServer::start();
-    let mut lab = Lab::new(&smtp.url());
-    lab.tenant("acme", &sandbox.url()).extra = "hold_changed_percent = 10".into();
+    let (sandbox, smtp, lab) = lab_with("hold_changed_percent = 10");
     lab.upload("acme", "day1.csv", &roster("U", 10));
     lab.once().expect_code(0, "first");
     lab.upload("acme", "roster.csv", &roster_changed("U", 10, &[0, 1, 2]));
@@ -454,10 +452,7 @@ fn two_instances_never_import_a_released_file_twice() {
 
 #[test]
 fn a_preview_tells_new_changed_and_unchanged_users() {
-    let sandbox = Sandbox::start();
-    let smtp = SmtpServer::start();
-    let mut lab = Lab::new(&smtp.url());
-    lab.tenant("acme", &sandbox.url()).extra = "mode = \"delta\"".into();
+    let (sandbox, smtp, lab) = lab_with("mode = \"delta\"");
     lab.upload("acme", "day1.csv", &roster("U", 10));
     lab.once().expect_code(0, "first");
     let mut next = roster_changed("U", 10, &[2, 4]);
@@ -491,10 +486,7 @@ fn a_preview_tells_new_changed_and_unchanged_users() {
 
 #[test]
 fn a_held_that_is_not_a_folder_keeps_the_file_waiting_and_is_told_once() {
-    let sandbox = Sandbox::start();
-    let smtp = SmtpServer::start();
-    let mut lab = Lab::new(&smtp.url());
-    lab.tenant("acme", &sandbox.url()).extra = "hold_changed_percent = 10".into();
+    let (sandbox, smtp, lab) = lab_with("hold_changed_percent = 10");
     lab.upload("acme", "day1.csv", &roster("U", 10));
     lab.once().expect_code(0, "first");
     std::fs::write(lab.drop_dir("acme").join("held"), b"not a folder").expect("a file named held");

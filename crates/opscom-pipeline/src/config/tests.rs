@@ -637,3 +637,80 @@ fn the_operator_table_is_optional_and_checked_key_by_key() {
     );
     assert_eq!(keys(&parse(&zero).unwrap_err()), ["operator.alert_after"]);
 }
+
+#[test]
+fn the_client_facing_keys_have_defaults_and_refuse_unusable_values() {
+    let dir = tempfile::tempdir().unwrap();
+    let c = parse(&config_text(dir.path(), "", "")).unwrap();
+    let t = &c.tenants[0];
+    assert!(!t.notify_on_success);
+    assert_eq!(t.from_mode, FromMode::Own);
+    assert_eq!(t.mode, ImportMode::Full);
+    assert_eq!(t.full_every, DEFAULT_FULL_EVERY);
+    assert_eq!(t.hold_changed_percent, None);
+    assert!(c.mail_from.is_none() && c.dkim.is_none());
+
+    let key = dir.path().join("dkim.pem");
+    std::fs::write(&key, "-----BEGIN PRIVATE KEY-----\n").unwrap();
+    let mail = format!(
+        "from = \"imports@opscom.example\"\ndkim_key_file = \"{}\"\ndkim_selector = \"opscom1\"\ndkim_domain = \"opscom.example\"\n",
+        key.display()
+    );
+    let text = config_text(
+        dir.path(),
+        "notify_on_success = true\nfrom_mode = \"on_behalf\"\ndisplay_name = \"Acme Parking\"\n\
+         mode = \"delta\"\nfull_every = \"1d\"\nhold_changed_percent = 12.5",
+        "",
+    )
+    .replace("[mail]\n", &format!("[mail]\n{mail}"));
+    let c = parse(&text).unwrap();
+    let t = &c.tenants[0];
+    assert!(t.notify_on_success);
+    assert_eq!(t.from_mode, FromMode::OnBehalf);
+    assert_eq!(t.display_name.as_deref(), Some("Acme Parking"));
+    assert_eq!(t.mode, ImportMode::Delta);
+    assert_eq!(t.full_every, Duration::from_secs(24 * 3600));
+    assert_eq!(t.hold_changed_percent, Some(12.5));
+    assert_eq!(c.mail_from.as_deref(), Some("imports@opscom.example"));
+    let dkim = c.dkim.expect("dkim");
+    assert_eq!(
+        (dkim.selector.as_str(), dkim.domain.as_str()),
+        ("opscom1", "opscom.example")
+    );
+
+    let bad = config_text(
+        dir.path(),
+        "notify_on_success = \"yes\"\nfrom_mode = \"theirs\"\nmode = \"partial\"\n\
+         full_every = \"0s\"\nhold_changed_percent = 150",
+        "",
+    );
+    let e = parse(&bad).unwrap_err();
+    assert_eq!(
+        keys(&e),
+        [
+            "tenant[acme].notify_on_success",
+            "tenant[acme].from_mode",
+            "tenant[acme].mode",
+            "tenant[acme].full_every",
+            "tenant[acme].hold_changed_percent",
+        ],
+        "{e}"
+    );
+}
+
+#[test]
+fn on_behalf_needs_the_operators_sender_and_dkim_needs_its_three_keys() {
+    let dir = tempfile::tempdir().unwrap();
+    let e = parse(&config_text(dir.path(), "from_mode = \"on_behalf\"", "")).unwrap_err();
+    assert_eq!(keys(&e), ["tenant[acme].from_mode"], "{e}");
+    assert!(e.to_string().contains("[mail]"), "{e}");
+
+    let text = config_text(dir.path(), "", "")
+        .replace("[mail]\n", "[mail]\ndkim_selector = \"opscom1\"\n");
+    let e = parse(&text).unwrap_err();
+    assert_eq!(keys(&e), ["mail"], "{e}");
+    assert!(
+        e.to_string().contains("dkim_key_file") && e.to_string().contains("dkim_domain"),
+        "the missing keys are named: {e}"
+    );
+}
