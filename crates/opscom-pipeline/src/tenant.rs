@@ -857,7 +857,8 @@ where
     }
 
     /// Appends the record of a file moved to `.bak` without a row read (discarded, set
-    /// aside): its claim is `KIND-SECONDS`, its rows 0. Returns it.
+    /// aside), and counts it in the metrics: its claim is `KIND-SECONDS`, its rows 0. Returns
+    /// it.
     fn record_unread(
         &self,
         name: &str,
@@ -885,6 +886,9 @@ where
         };
         if let Err(e) = self.records.append(&record, now) {
             warn!(tenant = %self.tenant.name, error = %e, "could not append a record");
+        }
+        if let Some(m) = &self.metrics {
+            m.file_done(outcome, RowCounts::default(), now);
         }
         record
     }
@@ -950,9 +954,6 @@ where
                 &archived_as,
                 now,
             );
-            if let Some(m) = &self.metrics {
-                m.file_done(Outcome::NotImported, RowCounts::default(), now);
-            }
             files.push(record);
         }
     }

@@ -290,6 +290,18 @@ fn held_files_and_unchanged_rows_show_in_the_metrics() {
         metric(r#"opscom_import_files_total{tenant="acme",outcome="held"}"#),
         Some(1.0)
     );
+    // Discarded by the client: counted, and nothing waits any more.
+    lab.upload("acme", "day3.csv.discard", b"");
+    wait_for(
+        Duration::from_secs(30),
+        "the discard in the metrics",
+        || {
+            (metric(r#"opscom_import_files_total{tenant="acme",outcome="discarded"}"#) == Some(1.0)
+                && metric(r#"opscom_import_files_waiting{tenant="acme",reason="held"}"#)
+                    == Some(0.0))
+            .then_some(())
+        },
+    );
     assert_eq!(sandbox.pushes().len(), 2);
     service.signal(Signal::TERM);
     service
