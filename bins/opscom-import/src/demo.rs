@@ -114,6 +114,10 @@ async fn demo() -> anyhow::Result<()> {
         None => println!("  (the e-mail has no attachment)"),
     }
     println!(
+        "  the client's results:  {}",
+        newest_file(&drop_dir.join("results"), "txt")?.display()
+    );
+    println!(
         "  per-file records:      {}",
         state_dir
             .join(opscom_pipeline::record::RECORDS_FILE)

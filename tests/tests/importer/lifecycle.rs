@@ -865,6 +865,12 @@ fn demo_runs_end_to_end() {
         .unwrap_or_else(|| panic!("the demo prints where .bak is:\n{stdout}"));
     assert!(std::path::Path::new(bak).is_file(), "{bak} exists");
     assert!(bak.starts_with(&*lab.root().to_string_lossy()), "{bak}");
+    let summary = stdout
+        .lines()
+        .find_map(|l| l.split_whitespace().find(|w| w.contains("/results/")))
+        .unwrap_or_else(|| panic!("the demo prints where the client's results are:\n{stdout}"));
+    let text = std::fs::read_to_string(summary).expect("the summary is there");
+    assert!(text.contains("roster.csv"), "{text}");
 }
 
 #[test]
