@@ -197,38 +197,11 @@ fn accepted_names() -> impl Iterator<Item = &'static str> {
         .chain([IMPORT_ERROR_COLUMN])
 }
 
-/// Up to [`MAX_CLOSEST`] accepted names close to `header`, best first.
-///
-/// The ranking is `opscom_schema::nearest`'s, extended past its single answer: the same
-/// comparison (case ignored, spaces, dashes and dots read as underscores), the same cut-off (an
-/// edit distance above half the longer name, unless one name contains the other) and the same
-/// score, ties kept in the table's order; so the first name is always `nearest(header)`.
-/// A respelling (see [`respelling_of`]) is put first.
+/// Up to [`MAX_CLOSEST`] accepted names close to `header`, best first: the ranking of
+/// `opscom_schema::closest` (so the first name is always `nearest(header)`), with a
+/// respelling (see [`respelling_of`]) put first.
 pub(crate) fn closest_names(header: &str) -> Vec<&'static str> {
-    let wanted: Vec<char> = header
-        .trim()
-        .chars()
-        .flat_map(char::to_lowercase)
-        .map(|c| if matches!(c, ' ' | '-' | '.') { '_' } else { c })
-        .collect();
-    let mut ranked: Vec<(usize, &'static str)> = Vec::new();
-    if !wanted.is_empty() {
-        let w: String = wanted.iter().collect();
-        for name in accepted_names() {
-            let candidate: Vec<char> = name.chars().collect();
-            let distance = levenshtein(&wanted, &candidate);
-            let longest = wanted.len().max(candidate.len());
-            let contains = name.contains(&w) || (w.contains(name) && name.len() >= 3);
-            if distance > longest / 2 && !contains {
-                continue;
-            }
-            let score = if contains { distance.min(2) } else { distance };
-            ranked.push((score, name));
-        }
-    }
-    // Stable: equal scores keep the table's order, as `nearest` keeps the first best.
-    ranked.sort_by_key(|&(score, _)| score);
-    let mut closest: Vec<&'static str> = ranked.into_iter().map(|(_, n)| n).collect();
+    let mut closest = opscom_schema::closest(header);
     if let Some(fix) = respelling_of(header) {
         closest.retain(|&n| n != fix);
         closest.insert(0, fix);
@@ -341,20 +314,6 @@ fn unknown_message(header: &UnknownHeader, clash: Option<usize>) -> String {
         }
     }
     msg
-}
-
-fn levenshtein(a: &[char], b: &[char]) -> usize {
-    let mut prev: Vec<usize> = (0..=b.len()).collect();
-    let mut cur = vec![0; b.len() + 1];
-    for (i, ca) in a.iter().enumerate() {
-        cur[0] = i + 1;
-        for (j, cb) in b.iter().enumerate() {
-            let subst = prev[j] + usize::from(ca != cb);
-            cur[j + 1] = subst.min(prev[j + 1] + 1).min(cur[j] + 1);
-        }
-        std::mem::swap(&mut prev, &mut cur);
-    }
-    prev[b.len()]
 }
 
 pub(crate) fn clean(cell: &str) -> &str {

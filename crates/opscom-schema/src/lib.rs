@@ -186,33 +186,38 @@ pub fn by_key(key: &str) -> Option<&'static Attribute> {
 /// name is reasonably close (an edit distance above about half the name's length, and neither
 /// name containing the other).
 pub fn nearest(header: &str) -> Option<&'static str> {
+    closest(header).first().copied()
+}
+
+/// Every accepted header name (the import-error column included) reasonably close to
+/// `header`, best first, by [`nearest`]'s comparison and cut-off; equal scores keep the
+/// table's order. Empty when none is close.
+pub fn closest(header: &str) -> Vec<&'static str> {
     let wanted = normalise(header);
     if wanted.is_empty() {
-        return None;
+        return Vec::new();
     }
-    let mut best: Option<(usize, &'static str)> = None;
+    let w: String = wanted.iter().collect();
     let names = ATTRIBUTES
         .iter()
         .flat_map(|a| a.possible_names.iter().copied())
         .chain([IMPORT_ERROR_COLUMN]);
+    let mut ranked: Vec<(usize, &'static str)> = Vec::new();
     for name in names {
         let candidate: Vec<char> = name.chars().collect();
         let distance = levenshtein(&wanted, &candidate);
         let longest = wanted.len().max(candidate.len());
-        let contains = {
-            let w: String = wanted.iter().collect();
-            name.contains(&w) || (w.contains(name) && name.len() >= 3)
-        };
+        let contains = name.contains(&w) || (w.contains(name) && name.len() >= 3);
         if distance > longest / 2 && !contains {
             continue;
         }
         // A containment match ranks like a close edit.
         let score = if contains { distance.min(2) } else { distance };
-        if best.is_none_or(|(s, _)| score < s) {
-            best = Some((score, name));
-        }
+        ranked.push((score, name));
     }
-    best.map(|(_, name)| name)
+    // Stable: equal scores keep the table's order.
+    ranked.sort_by_key(|&(score, _)| score);
+    ranked.into_iter().map(|(_, name)| name).collect()
 }
 
 fn normalise(s: &str) -> Vec<char> {
